@@ -1,0 +1,1 @@
+"""Lead management domain layer: rules, models, data access and HTTP plumbing shared by the functions."""

@@ -1,0 +1,188 @@
+"""The capture endpoints' request handling: read and check the request, call CaptureService, answer.
+
+Functions call these from their routes; each returns a Powertools Response.
+"""
+
+import time
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm import idempotency
+from crm.api_models import CaptureResponse, ChatCaptureRequest, CreateLeadRequest, LeadFields, LeadResponse
+from crm.auth import Principal
+from crm.capture import CaptureResult, CaptureService
+from crm.domain import Channel, new_id
+from crm.errors import InvalidInput, Unauthorized
+from crm.http import model_from, parse_body, parse_json_object, raw_body
+from crm.observability import logger, metrics
+from crm.partner_secrets import partner_secrets
+from crm.repository import LeadRepository
+from crm.settings import get_settings
+from crm.webhooks import PARTNER_NAME, verify_signature
+
+_LEAD_FIELD_NAMES = frozenset(LeadFields.model_fields) - {"lead_source", "custom_fields"}
+_REDIRECT_FIELD = "redirect"
+
+
+@cache
+def capture_service() -> CaptureService:
+    settings = get_settings()
+    return CaptureService(LeadRepository(settings.table_name, shards=settings.index_shards))
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in (event.get("headers") or {}).items() if k.lower() == wanted), None)
+
+
+def _answer(produced: dict[str, Any]) -> Response[str]:
+    return Response(
+        status_code=produced["status"],
+        content_type=content_types.APPLICATION_JSON,
+        body=produced["body"],
+        headers=produced.get("headers"),
+    )
+
+
+def _run(
+    event: dict[str, Any], scope: str, body: bytes, context: LambdaContext | None, produce: Any
+) -> Response[str]:
+    """Honour an Idempotency-Key header when present; without one a new lead costs one DynamoDB call."""
+    key = idempotency.validated_key(_header(event, "Idempotency-Key"))
+    produced = produce() if key is None else idempotency.once_per_key(key, scope, body, context, produce)
+    return _answer(produced)
+
+
+def _record(result: CaptureResult, channel: Channel) -> None:
+    metrics.add_dimension(name="channel", value=channel.value)
+    metrics.add_metric(name="LeadsCaptured" if result.created else "LeadsMerged", unit="Count", value=1)
+    logger.info(
+        "Lead captured" if result.created else "Submission merged into existing lead",
+        extra={"lead_id": result.lead_id, "channel": channel.value},
+    )
+
+
+def _public_answer(lead_id: str, created: bool, redirect: str | None = None) -> dict[str, Any]:
+    status = HTTPStatus.CREATED if created else HTTPStatus.OK
+    body = CaptureResponse(id=lead_id, created=created).model_dump_json()
+    if redirect:
+        return {"status": HTTPStatus.SEE_OTHER, "body": body, "headers": {"Location": redirect}}
+    return {"status": status, "body": body}
+
+
+def _split_known_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Website forms and partners send extra fields (utm_source, plan, ...): keep them as custom fields."""
+    custom = data.get("custom_fields")
+    custom_fields: dict[str, Any] = dict(custom) if isinstance(custom, dict) else {}
+    known: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _LEAD_FIELD_NAMES or (name == "lead_source"):
+            known[name] = value
+        elif name != "custom_fields":
+            custom_fields[name] = value
+    known["custom_fields"] = custom_fields
+    return known
+
+
+def _allowed_redirect(target: Any) -> str:
+    if not isinstance(target, str):
+        raise InvalidInput.single(_REDIRECT_FIELD, "must be a URL")
+    parts = urlsplit(target.strip())
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    allowed = {o.lower() for o in get_settings().allowed_origins}
+    if parts.scheme not in ("http", "https") or not parts.netloc or origin not in allowed:
+        raise InvalidInput.single(_REDIRECT_FIELD, "must be a URL on an allowed origin")
+    return target.strip()
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Response[str]:
+    settings = get_settings()
+    body = raw_body(event, settings.max_body_bytes)
+    data = parse_body(event.get("headers") or {}, body, accept_form=True)
+    redirect = _allowed_redirect(data.pop(_REDIRECT_FIELD)) if data.get(_REDIRECT_FIELD) else None
+    data.pop(_REDIRECT_FIELD, None)
+    if str(data.pop(settings.honeypot_field, "") or "").strip():
+        # A bot filled the hidden field: answer as if it worked so it learns nothing; store nothing.
+        logger.info("Honeypot field filled; submission dropped")
+        metrics.add_metric(name="HoneypotSubmissions", unit="Count", value=1)
+        return _answer(_public_answer(new_id(), True, redirect))
+    data.pop("lead_source", None)  # website forms always count as website_form
+    request = model_from(LeadFields, _split_known_fields(data))
+    submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
+
+    def produce() -> dict[str, Any]:
+        result = capture_service().capture(submission)
+        _record(result, Channel.WEBSITE_FORM)
+        return _public_answer(result.lead_id, result.created, redirect)
+
+    return _run(event, "capture/form", body, context, produce)
+
+
+def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Response[str]:
+    settings = get_settings()
+    body = raw_body(event, settings.max_body_bytes)
+    data = parse_body(event.get("headers") or {}, body)
+    request = model_from(ChatCaptureRequest, data)
+    submission = request.to_submission(
+        Channel.LIVE_CHAT, Channel.LIVE_CHAT.value, "live_chat", transcript=request.transcript_messages()
+    )
+
+    def produce() -> dict[str, Any]:
+        result = capture_service().capture(submission)
+        _record(result, Channel.LIVE_CHAT)
+        return _public_answer(result.lead_id, result.created)
+
+    return _run(event, "capture/chat", body, context, produce)
+
+
+def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext | None) -> Response[str]:
+    settings = get_settings()
+    body = raw_body(event, settings.max_body_bytes)
+    if not PARTNER_NAME.match(partner):
+        raise Unauthorized("Unknown partner")
+    secrets = partner_secrets(settings.partner_secrets_path, partner)
+    if not secrets:
+        raise Unauthorized("Unknown partner")
+    # Authenticate the exact bytes received before reading anything from them.
+    verify_signature(
+        _header(event, "X-Signature"), body, secrets, time.time(), settings.webhook_tolerance_seconds
+    )
+    request = model_from(LeadFields, _split_known_fields(parse_json_object(body)))
+    submission = request.to_submission(Channel.PARTNER_WEBHOOK, partner, f"partner:{partner}")
+
+    def produce() -> dict[str, Any]:
+        result = capture_service().capture(submission)
+        _record(result, Channel.PARTNER_WEBHOOK)
+        return _public_answer(result.lead_id, result.created)
+
+    return _run(event, f"webhooks/{partner}", body, context, produce)
+
+
+def create_lead(event: dict[str, Any], principal: Principal, context: LambdaContext | None) -> Response[str]:
+    """System API: strict input; the caller is authenticated, so it gets the lead back."""
+    settings = get_settings()
+    body = raw_body(event, settings.max_body_bytes)
+    data = parse_body(event.get("headers") or {}, body)
+    request = model_from(CreateLeadRequest, data)
+    submission = request.to_submission(Channel.API, Channel.API.value, principal.actor)
+
+    def produce() -> dict[str, Any]:
+        result = capture_service().capture(submission)
+        _record(result, Channel.API)
+        status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
+        headers = {"Location": f"/leads/{result.lead_id}"}
+        return {
+            "status": status,
+            "body": LeadResponse.from_lead(result.lead).model_dump_json(),
+            "headers": headers,
+        }
+
+    return _run(event, "leads", body, context, produce)

@@ -1,0 +1,102 @@
+"""Field types shared by the API input models: lengths follow the seed schema."""
+
+import json
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARACTERS_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE = re.compile(r"^[0-9+().\-/ x]{3,50}$", re.IGNORECASE)
+_SOURCE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+
+CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
+
+
+def _single_line(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    if _CONTROL_CHARACTERS_EXCEPT_NEWLINES.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _blank_to_none(value: object) -> object:
+    # HTML forms send "" for every field left empty; an empty optional field is simply absent.
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address ({exc})") from None
+    # Email is the lead's identity: one spelling per address.
+    return checked.normalized.lower()
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.match(value):
+        raise ValueError("must be a phone number: digits, spaces and + ( ) . - / x")
+    return value
+
+
+def _source(value: str) -> str:
+    if not _SOURCE.match(value):
+        raise ValueError("may contain letters, digits, spaces and _ . -")
+    return value
+
+
+def _custom_fields(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        encoded = json.dumps(value, default=str, allow_nan=False)
+    except ValueError:
+        raise ValueError("must not contain NaN or infinite numbers") from None
+    if len(encoded.encode()) > CUSTOM_FIELDS_MAX_BYTES:
+        raise ValueError(f"must be at most {CUSTOM_FIELDS_MAX_BYTES // 1024} KB as JSON")
+    for key in value:
+        if not key or len(key) > 100 or _CONTROL_CHARACTERS.search(key):
+            raise ValueError("keys must be 1-100 characters without control characters")
+    return value
+
+
+PersonName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)
+]
+Text100 = PersonName
+Text255 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_single_line)
+]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=255),
+    AfterValidator(_email),
+]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), AfterValidator(_phone)]
+Source = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    AfterValidator(_source),
+]
+LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_multi_line)]
+EmployeeCount = Annotated[int, Field(ge=0, le=100_000_000)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+CustomFields = Annotated[dict[str, Any], AfterValidator(_custom_fields)]
+
+# Optional fields treat a blank string (what an HTML form sends for an empty input) as absent.
+_BLANK_IS_ABSENT = BeforeValidator(_blank_to_none)
+OptionalPhone = Annotated[Phone | None, _BLANK_IS_ABSENT]
+OptionalText100 = Annotated[Text100 | None, _BLANK_IS_ABSENT]
+OptionalText255 = Annotated[Text255 | None, _BLANK_IS_ABSENT]
+OptionalEmployeeCount = Annotated[EmployeeCount | None, _BLANK_IS_ABSENT]
+OptionalMoney = Annotated[Money | None, _BLANK_IS_ABSENT]
+OptionalSource = Annotated[Source | None, _BLANK_IS_ABSENT]

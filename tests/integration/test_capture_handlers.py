@@ -1,0 +1,250 @@
+"""The capture and leads functions, called in-process with the sample events, against moto."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from crm.webhooks import sign
+from tests.integration.conftest import count_items
+from tests.support import PARTNER_SECRET, body_bytes, event, response_json
+
+pytestmark = pytest.mark.usefixtures("moto_stack")
+
+
+def leads_in(stack: dict[str, Any]) -> int:
+    return count_items(stack["dynamodb"], stack["table"], "LEAD#") - count_activities(stack)
+
+
+def count_activities(stack: dict[str, Any]) -> int:
+    items = stack["dynamodb"].scan(TableName=stack["table"])["Items"]
+    return sum(1 for item in items if item.get("entity", {}).get("S") == "activity")
+
+
+def get_lead(invoke: Any, lead_id: str) -> dict[str, Any]:
+    response = invoke(
+        "LeadsApiFunction",
+        event("get_lead.json", rawPath=f"/leads/{lead_id}", pathParameters={"id": lead_id}),
+    )
+    assert response["statusCode"] == 200, response
+    return response_json(response)
+
+
+def signed_webhook(body: dict[str, Any] | bytes, secret: str = PARTNER_SECRET, **changes: Any) -> dict:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    timestamp = changes.pop("timestamp", int(time.time()))
+    header = f"t={timestamp},v1={sign(secret, timestamp, raw)}"
+    return event("partner_webhook.json", body=raw.decode(), headers={"X-Signature": header}, **changes)
+
+
+def test_a_plain_html_form_creates_a_new_website_lead(invoke: Any, moto_stack: dict) -> None:
+    response = invoke("CaptureFunction", event("capture_form_urlencoded.json"))
+
+    assert response["statusCode"] == 201
+    lead = get_lead(invoke, response_json(response)["id"])
+    assert lead["email"] == "ada.lovelace@example.com"
+    assert (lead["lead_source"], lead["lead_status"]) == ("website_form", "new")
+    assert lead["custom_fields"] == {"utm_source": "newsletter"}
+    assert [a["type"] for a in lead["activities"]] == ["lead_captured"]
+    assert lead["created_at"].endswith("Z")
+
+
+def test_a_repeat_submission_merges_into_the_first_lead(invoke: Any, moto_stack: dict) -> None:
+    first = invoke("CaptureFunction", event("capture_form_urlencoded.json"))
+    again = invoke(
+        "CaptureFunction",
+        event(
+            "capture_form_json.json",
+            body={
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "email": "ADA.LOVELACE@example.com ",
+                "company": "Somewhere Else",
+                "phone": "+44 20 7946 0000",
+            },
+        ),
+    )
+
+    assert (first["statusCode"], again["statusCode"]) == (201, 200)
+    assert response_json(again) == {"id": response_json(first)["id"], "created": False}
+    lead = get_lead(invoke, response_json(first)["id"])
+    assert lead["company"] == "Analytical Engines"  # never overwritten
+    assert lead["phone"] == "+44 20 7946 0000"  # filled
+    assert lead["version"] == 2
+    merged = lead["activities"][0]
+    assert merged["type"] == "submission_merged"
+    assert merged["data"]["kept"]["company"] == {"existing": "Analytical Engines", "submitted": "Somewhere Else"}
+    assert leads_in(moto_stack) == 1
+
+
+def test_a_form_redirects_the_browser_to_an_allowed_thank_you_page(invoke: Any, moto_stack: dict) -> None:
+    form = b"first_name=Ada&last_name=L&email=ada%40example.com&redirect=http%3A%2F%2Flocalhost%3A8000%2Fthanks"
+    response = invoke(
+        "CaptureFunction",
+        event("capture_form_urlencoded.json", body=form),
+    )
+    assert response["statusCode"] == 303
+    assert response["headers"]["Location"] == "http://localhost:8000/thanks"
+    assert leads_in(moto_stack) == 1
+
+
+def test_a_redirect_to_a_foreign_origin_is_refused_and_nothing_is_stored(invoke: Any, moto_stack: dict) -> None:
+    form = b"first_name=Ada&last_name=L&email=ada%40example.com&redirect=https%3A%2F%2Fevil.example%2F"
+    response = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    assert response["statusCode"] == 422
+    assert [f["field"] for f in response_json(response)["fields"]] == ["redirect"]
+    assert leads_in(moto_stack) == 0
+
+
+def test_a_filled_honeypot_looks_like_success_but_stores_nothing(invoke: Any, moto_stack: dict) -> None:
+    form = b"first_name=Bot&last_name=Bot&email=bot%40spam.example&_gotcha=http%3A%2F%2Fspam"
+    response = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    assert response["statusCode"] == 201
+    assert "id" in response_json(response)
+    assert count_items(moto_stack["dynamodb"], moto_stack["table"], "") == 0
+
+
+def test_a_chat_lead_is_contacted_and_keeps_its_transcript(invoke: Any) -> None:
+    response = invoke("CaptureFunction", event("capture_chat.json"))
+
+    assert response["statusCode"] == 201
+    lead = get_lead(invoke, response_json(response)["id"])
+    assert (lead["lead_source"], lead["lead_status"]) == ("live_chat", "contacted")
+    transcript = next(a for a in lead["activities"] if a["type"] == "chat_transcript")
+    assert transcript["data"]["messages"][0] == {"author": "visitor", "text": "Hi, can I get a demo?"}
+
+
+def test_a_signed_partner_webhook_creates_a_lead_sourced_to_the_partner(invoke: Any) -> None:
+    payload = json.loads(body_bytes(event("partner_webhook.json")))
+    response = invoke("CaptureFunction", signed_webhook(payload))
+
+    assert response["statusCode"] == 201, response
+    lead = get_lead(invoke, response_json(response)["id"])
+    assert lead["lead_source"] == "acme"
+    assert lead["custom_fields"] == {"referral_id": "acme-991"}
+
+
+def test_the_payload_may_name_its_own_source(invoke: Any) -> None:
+    payload = {"first_name": "K", "last_name": "J", "email": "kj@example.com", "lead_source": "acme_events"}
+    response = invoke("CaptureFunction", signed_webhook(payload))
+    assert get_lead(invoke, response_json(response)["id"])["lead_source"] == "acme_events"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"headers": {"X-Signature": ""}}, "Missing"),
+        ({"headers": {"X-Signature": "t=1,v1=zz"}}, "Malformed"),
+        ({"timestamp": int(time.time()) - 600}, "Stale"),
+        ({"secret": "not-the-secret"}, "Invalid signature"),
+        ({"pathParameters": {"partner": "nobody"}, "rawPath": "/webhooks/nobody"}, "Unknown partner"),
+        ({"pathParameters": {"partner": "../x"}, "rawPath": "/webhooks/..%2Fx"}, "Unknown partner"),
+    ],
+)
+def test_bad_webhook_signatures_get_401_and_store_nothing(
+    invoke: Any, moto_stack: dict, changes: dict, reason: str
+) -> None:
+    payload = {"first_name": "K", "last_name": "J", "email": "kj@example.com"}
+    secret = changes.pop("secret", PARTNER_SECRET)
+    headers = changes.pop("headers", None)
+    request = signed_webhook(payload, secret=secret, **changes)
+    if headers:
+        request["headers"] = {**request["headers"], **{k.lower(): v for k, v in headers.items()}}
+
+    response = invoke("CaptureFunction", request)
+
+    assert response["statusCode"] == 401
+    assert reason in response_json(response)["message"]
+    assert leads_in(moto_stack) == 0
+
+
+def test_the_system_api_creates_a_lead_and_returns_it(invoke: Any) -> None:
+    response = invoke("LeadsApiFunction", event("create_lead.json"))
+
+    assert response["statusCode"] == 201
+    lead = response_json(response)
+    assert lead["annual_revenue"] == "25000000.00"
+    assert lead["lead_source"] == "trade_show"
+    assert response["headers"]["Location"] == f"/leads/{lead['id']}"
+    stored = get_lead(invoke, lead["id"])
+    assert stored["activities"][0]["created_by"] == "user:11111111-1111-4111-8111-000000000002"
+
+
+def test_an_unknown_lead_is_404(invoke: Any) -> None:
+    response = invoke(
+        "LeadsApiFunction",
+        event("get_lead.json", rawPath="/leads/6f1c1b8e-2a52-4a53-9d8e-000000000000"),
+    )
+    assert response["statusCode"] == 404
+
+
+BAD_INPUT = [
+    ("capture_form_json.json", {"body": "{not json"}, 400, None),
+    ("capture_form_json.json", {"body": '{"first_name": NaN}'}, 400, None),
+    ("capture_form_json.json", {"body": "[1, 2]"}, 400, None),
+    ("capture_form_json.json", {"body": ""}, 400, None),
+    ("capture_form_json.json", {"headers": {"content-type": "text/xml"}}, 415, None),
+    ("capture_chat.json", {"headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, None),
+    ("capture_form_json.json", {"body": json.dumps({"first_name": "x" * 10_000_000})}, 413, None),
+    ("capture_form_json.json", {"body": {"last_name": "L", "email": "a@b.co"}}, 422, "first_name"),
+    ("capture_form_json.json", {"body": {"first_name": "A", "last_name": "L", "email": "nope"}}, 422, "email"),
+    (
+        "capture_form_json.json",
+        {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "employee_count": -1}},
+        422,
+        "employee_count",
+    ),
+    (
+        "capture_form_json.json",
+        {"body": {"first_name": "A\u0007", "last_name": "L", "email": "a@b.co"}},
+        422,
+        "first_name",
+    ),
+    ("create_lead.json", {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "x": 1}}, 422, "x"),
+    (
+        "create_lead.json",
+        {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "annual_revenue": -1}},
+        422,
+        "annual_revenue",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sample", "changes", "status", "field"), BAD_INPUT)
+def test_bad_input_gets_a_clear_4xx_and_nothing_is_written(
+    invoke: Any, moto_stack: dict, sample: str, changes: dict, status: int, field: str | None
+) -> None:
+    function = "LeadsApiFunction" if sample == "create_lead.json" else "CaptureFunction"
+    response = invoke(function, event(sample, **changes))
+
+    assert response["statusCode"] == status, response
+    body = response_json(response)
+    assert body["message"]
+    if field:
+        assert field in [problem["field"] for problem in body["fields"]]
+    assert count_items(moto_stack["dynamodb"], moto_stack["table"], "") == 0
+
+
+def test_an_idempotency_key_replays_the_first_answer(invoke: Any, moto_stack: dict) -> None:
+    request = event("capture_form_json.json", headers={"Idempotency-Key": "order-123"})
+    first = invoke("CaptureFunction", request)
+    replay = invoke("CaptureFunction", request)
+
+    assert first["statusCode"] == replay["statusCode"] == 201
+    assert response_json(first) == response_json(replay)
+    assert leads_in(moto_stack) == 1
+    assert count_activities(moto_stack) == 1  # the replay did not even merge
+
+
+def test_an_idempotency_key_reused_with_another_body_is_refused(invoke: Any, moto_stack: dict) -> None:
+    invoke("CaptureFunction", event("capture_form_json.json", headers={"Idempotency-Key": "k-1"}))
+    other = event(
+        "capture_form_json.json",
+        headers={"Idempotency-Key": "k-1"},
+        body={"first_name": "Other", "last_name": "Person", "email": "other@example.com"},
+    )
+    response = invoke("CaptureFunction", other)
+    assert response["statusCode"] == 422
+    assert response_json(response)["fields"][0]["field"] == "Idempotency-Key"
+    assert leads_in(moto_stack) == 1
