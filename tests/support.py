@@ -34,9 +34,13 @@ class FakeLambdaContext:
         return int((self.timeout_s - (time.monotonic() - self._started)) * 1000)
 
 
-def load_handler(function: Function) -> Any:
-    """Import a function's app.py under its own module name, as Lambda would keep each apart."""
-    module_name = f"lambda_{function.logical_id}"
+def load_handler(function: Function, copy: int = 0) -> Any:
+    """Import a function's app.py under its own module name, as Lambda would keep each apart.
+
+    Each `copy` is a separate module, like a separate execution environment: Lambda never runs two
+    invocations at once in one environment, so concurrency tests give each thread its own copy.
+    """
+    module_name = f"lambda_{function.logical_id}_{copy}"
     spec = importlib.util.spec_from_file_location(module_name, function.code_dir / "app.py")
     assert spec and spec.loader
     module: ModuleType = importlib.util.module_from_spec(spec)

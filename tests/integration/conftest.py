@@ -56,3 +56,45 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- DynamoDB Local
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local(template: Template) -> Iterator[str]:
+    """Amazon's DynamoDB Local (real conditional writes and transactions), tables from template.yaml."""
+    from devstack.dynamodb_local import DynamoDBLocal
+
+    with DynamoDBLocal() as database:
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=database.endpoint_url)
+        create_tables(client, template)
+        yield database.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto in server mode for the non-DynamoDB services (SSM here), as the local stack runs it."""
+    from devstack.moto_server import MotoServer
+
+    with MotoServer() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture
+def local_aws(
+    dynamodb_local: str, moto_endpoint: str, function_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """Point the functions at DynamoDB Local and moto's server, through the standard endpoint variables."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto_endpoint)
+    environment = function_env("CaptureFunction")
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=moto_endpoint)
+    ssm.put_parameter(
+        Name=f"{environment['PARTNER_SECRETS_PATH']}/acme/webhook-secret",
+        Value=PARTNER_SECRET,
+        Type="SecureString",
+        Overwrite=True,
+    )
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
+    return {"dynamodb": dynamodb, "table": environment["TABLE_NAME"]}

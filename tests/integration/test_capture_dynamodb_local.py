@@ -1,0 +1,144 @@
+"""Races and replays against Amazon's DynamoDB Local: real transactions, real conditional writes."""
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from crm.webhooks import sign
+from devstack.template import Template
+from tests.support import FakeLambdaContext, event, load_handler, response_json
+
+pytestmark = pytest.mark.ddblocal
+
+
+def unique_email() -> str:
+    return f"race-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def items_for_email(stack: dict[str, Any], email: str) -> tuple[int, list[str]]:
+    """(email claims, lead ids) stored for an email: read back with keyed reads and a Query."""
+    dynamodb, table = stack["dynamodb"], stack["table"]
+    claim = dynamodb.get_item(TableName=table, Key={"PK": {"S": f"EMAIL#{email}"}, "SK": {"S": "EMAIL"}})
+    claims = 1 if "Item" in claim else 0
+    lead_ids: list[str] = []
+    for shard in range(8):
+        for status in ("new", "contacted"):
+            page = dynamodb.query(
+                TableName=table,
+                IndexName="GSI2",
+                KeyConditionExpression="GSI2PK = :pk",
+                FilterExpression="email = :email",
+                ExpressionAttributeValues={":pk": {"S": f"STATUS#{status}#{shard}"}, ":email": {"S": email}},
+            )
+            lead_ids += [item["id"]["S"] for item in page["Items"]]
+    return claims, lead_ids
+
+
+def handlers(template: Template, logical_id: str, count: int) -> list[Any]:
+    """One handler per concurrent caller, each in its own module copy (its own execution environment)."""
+    function = template.function(logical_id)
+    return [load_handler(function, copy=index) for index in range(count)]
+
+
+def test_fifty_concurrent_captures_of_one_new_email_make_exactly_one_lead(
+    template: Template, local_aws: dict[str, Any]
+) -> None:
+    email = unique_email()
+    environments = handlers(template, "CaptureFunction", 50)
+    start = threading.Barrier(50)
+
+    def submit(index: int) -> dict[str, Any]:
+        request = event(
+            "capture_form_json.json",
+            body={"first_name": "Race", "last_name": f"Runner {index}", "email": email, "company": f"Co {index}"},
+        )
+        start.wait()
+        return environments[index](request, FakeLambdaContext(function_name="capture"))
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(submit, range(50)))
+
+    statuses = sorted(r["statusCode"] for r in responses)
+    assert statuses.count(201) == 1, statuses
+    assert statuses.count(200) == 49, statuses
+    assert {response_json(r)["id"] for r in responses} == {response_json(responses[0])["id"]}
+    claims, lead_ids = items_for_email(local_aws, email)
+    assert claims == 1
+    assert lead_ids == [response_json(responses[0])["id"]]
+
+
+def test_a_replayed_idempotency_key_makes_one_lead_even_when_replays_race(
+    template: Template, local_aws: dict[str, Any]
+) -> None:
+    email = unique_email()
+    environments = handlers(template, "CaptureFunction", 11)
+    request = event(
+        "capture_form_json.json",
+        body={"first_name": "Idem", "last_name": "Potent", "email": email},
+        headers={"Idempotency-Key": f"key-{uuid.uuid4()}"},
+    )
+    start = threading.Barrier(10)
+
+    def submit(index: int) -> dict[str, Any]:
+        start.wait()
+        return environments[index](request, FakeLambdaContext(function_name="capture"))
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        racing = list(pool.map(submit, range(10)))
+    replay = environments[10](request, FakeLambdaContext(function_name="capture"))
+
+    # A replay that arrives while the first is still running is told to retry (409), never served twice.
+    assert {r["statusCode"] for r in racing} <= {201, 409}
+    assert replay["statusCode"] == 201
+    first_id = response_json(replay)["id"]
+    assert all(response_json(r)["id"] == first_id for r in racing if r["statusCode"] == 201)
+    claims, lead_ids = items_for_email(local_aws, email)
+    assert (claims, lead_ids) == (1, [first_id])
+    timeline = local_aws["dynamodb"].query(
+        TableName=local_aws["table"],
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :activity)",
+        ExpressionAttributeValues={":pk": {"S": f"LEAD#{first_id}"}, ":activity": {"S": "ACTIVITY#"}},
+    )
+    assert timeline["Count"] == 1  # the replays did not even record a merge
+
+
+@pytest.mark.parametrize("problem", ["missing", "stale", "wrong"])
+def test_a_webhook_with_a_bad_signature_is_401_and_stores_nothing(
+    template: Template, local_aws: dict[str, Any], problem: str
+) -> None:
+    email = unique_email()
+    body = json.dumps({"first_name": "K", "last_name": "J", "email": email}).encode()
+    now = int(time.time())
+    headers = {
+        "missing": {},
+        "stale": {"X-Signature": f"t={now - 301},v1={sign('test-partner-secret', now - 301, body)}"},
+        "wrong": {"X-Signature": f"t={now},v1={sign('guess', now, body)}"},
+    }[problem]
+    request = event("partner_webhook.json", body=body.decode(), headers=headers)
+    if problem == "missing":
+        request["headers"].pop("x-signature")
+    handler = load_handler(template.function("CaptureFunction"))
+
+    response = handler(request, FakeLambdaContext(function_name="capture"))
+
+    assert response["statusCode"] == 401
+    assert items_for_email(local_aws, email) == (0, [])
+
+
+def test_a_correctly_signed_webhook_is_stored(template: Template, local_aws: dict[str, Any]) -> None:
+    email = unique_email()
+    body = json.dumps({"first_name": "K", "last_name": "J", "email": email}).encode()
+    now = int(time.time())
+    request = event(
+        "partner_webhook.json",
+        body=body.decode(),
+        headers={"X-Signature": f"t={now},v1={sign('test-partner-secret', now, body)}"},
+    )
+    response = load_handler(template.function("CaptureFunction"))(request, FakeLambdaContext("capture"))
+    assert response["statusCode"] == 201
+    assert items_for_email(local_aws, email) == (1, [response_json(response)["id"]])
