@@ -66,7 +66,7 @@ test: install lint validate build ## Everything CI runs: lint, validate, build, 
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
-	$(BIN)/python -m tests.bench.capture
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.capture
 
 redrive: $(STAMP) ## Move dead-lettered messages back to their source queue
 	$(BIN)/python -m devstack redrive
