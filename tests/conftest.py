@@ -23,6 +23,7 @@ for _name in list(os.environ):
 # The domain layer reads POWERTOOLS_* when first imported, as in Lambda: import it after the above.
 from crm import aws, capture_http, idempotency, leads_http  # noqa: E402
 from crm.settings import get_settings  # noqa: E402
+
 from devstack.template import Template, load_template  # noqa: E402
 
 

@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -125,6 +124,7 @@ def capture_throughput(template: Any, seconds: float, workers: int) -> tuple[flo
 
 def calls_per_capture(template: Any) -> tuple[int, int]:
     from crm import aws
+
     from tests.support import FakeLambdaContext
 
     calls = {"n": 0}

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from crm.webhooks import sign
+
 from devstack.template import Template
 from tests.support import FakeLambdaContext, event, load_handler, response_json
 
@@ -55,7 +55,12 @@ def test_fifty_concurrent_captures_of_one_new_email_make_exactly_one_lead(
     def submit(index: int) -> dict[str, Any]:
         request = event(
             "capture_form_json.json",
-            body={"first_name": "Race", "last_name": f"Runner {index}", "email": email, "company": f"Co {index}"},
+            body={
+                "first_name": "Race",
+                "last_name": f"Runner {index}",
+                "email": email,
+                "company": f"Co {index}",
+            },
         )
         start.wait()
         return environments[index](request, FakeLambdaContext(function_name="capture"))

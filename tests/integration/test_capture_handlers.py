@@ -5,8 +5,8 @@ import time
 from typing import Any
 
 import pytest
-
 from crm.webhooks import sign
+
 from tests.integration.conftest import count_items
 from tests.support import PARTNER_SECRET, body_bytes, event, response_json
 
@@ -74,12 +74,17 @@ def test_a_repeat_submission_merges_into_the_first_lead(invoke: Any, moto_stack:
     assert lead["version"] == 2
     merged = lead["activities"][0]
     assert merged["type"] == "submission_merged"
-    assert merged["data"]["kept"]["company"] == {"existing": "Analytical Engines", "submitted": "Somewhere Else"}
+    assert merged["data"]["kept"]["company"] == {
+        "existing": "Analytical Engines",
+        "submitted": "Somewhere Else",
+    }
     assert leads_in(moto_stack) == 1
 
 
 def test_a_form_redirects_the_browser_to_an_allowed_thank_you_page(invoke: Any, moto_stack: dict) -> None:
-    form = b"first_name=Ada&last_name=L&email=ada%40example.com&redirect=http%3A%2F%2Flocalhost%3A8000%2Fthanks"
+    form = (
+        b"first_name=Ada&last_name=L&email=ada%40example.com&redirect=http%3A%2F%2Flocalhost%3A8000%2Fthanks"
+    )
     response = invoke(
         "CaptureFunction",
         event("capture_form_urlencoded.json", body=form),
@@ -89,7 +94,9 @@ def test_a_form_redirects_the_browser_to_an_allowed_thank_you_page(invoke: Any, 
     assert leads_in(moto_stack) == 1
 
 
-def test_a_redirect_to_a_foreign_origin_is_refused_and_nothing_is_stored(invoke: Any, moto_stack: dict) -> None:
+def test_a_redirect_to_a_foreign_origin_is_refused_and_nothing_is_stored(
+    invoke: Any, moto_stack: dict
+) -> None:
     form = b"first_name=Ada&last_name=L&email=ada%40example.com&redirect=https%3A%2F%2Fevil.example%2F"
     response = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
     assert response["statusCode"] == 422
@@ -188,7 +195,12 @@ BAD_INPUT = [
     ("capture_chat.json", {"headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, None),
     ("capture_form_json.json", {"body": json.dumps({"first_name": "x" * 10_000_000})}, 413, None),
     ("capture_form_json.json", {"body": {"last_name": "L", "email": "a@b.co"}}, 422, "first_name"),
-    ("capture_form_json.json", {"body": {"first_name": "A", "last_name": "L", "email": "nope"}}, 422, "email"),
+    (
+        "capture_form_json.json",
+        {"body": {"first_name": "A", "last_name": "L", "email": "nope"}},
+        422,
+        "email",
+    ),
     (
         "capture_form_json.json",
         {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "employee_count": -1}},
@@ -201,7 +213,12 @@ BAD_INPUT = [
         422,
         "first_name",
     ),
-    ("create_lead.json", {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "x": 1}}, 422, "x"),
+    (
+        "create_lead.json",
+        {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "x": 1}},
+        422,
+        "x",
+    ),
     (
         "create_lead.json",
         {"body": {"first_name": "A", "last_name": "L", "email": "a@b.co", "annual_revenue": -1}},

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-
 from crm.api_models import ChatCaptureRequest, CreateLeadRequest, LeadFields
 from crm.errors import InvalidInput
 from crm.http import model_from

@@ -1,5 +1,4 @@
 import pytest
-
 from crm.auth import Role, principal_from_event
 from crm.errors import Unauthorized
 

@@ -1,5 +1,4 @@
 import pytest
-
 from crm.errors import Unauthorized
 from crm.webhooks import sign, verify_signature
 
