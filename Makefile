@@ -1,5 +1,6 @@
 # Two commands matter: `make dev` runs the whole system locally, `make test` proves it.
 SHELL := /bin/bash
+export SAM_CLI_TELEMETRY := 0
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
