@@ -1,0 +1,107 @@
+"""The local outbox: the mail SES (moto) has accepted, read back through moto's model API."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+from email.message import EmailMessage
+from typing import Any
+
+_HTML_HINTS = ("<html", "<body", "<p", "<div", "<br", "<table", "<a ", "<h1", "<h2", "<span", "<strong")
+
+
+def sent_messages(model_data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every sent message as {id, from, to, cc, bcc, subject, html, text}, newest first."""
+    ses = model_data.get("ses", {})
+    messages = [_simple(m) for m in ses.get("Message", [])]
+    messages += [_raw(m) for m in ses.get("RawMessage", [])]
+    messages += [_templated(m) for m in ses.get("TemplateMessage", [])]
+    messages.reverse()
+    return messages
+
+
+def _looks_like_html(body: str) -> bool:
+    lowered = body.lower()
+    return any(hint in lowered for hint in _HTML_HINTS)
+
+
+def _simple(message: dict[str, Any]) -> dict[str, Any]:
+    body = message.get("body") or ""
+    destinations = message.get("destinations") or {}
+    # moto's SESv2 keeps the HTML part when there is one, else the text part.
+    is_html = _looks_like_html(body)
+    return {
+        "id": message.get("id"),
+        "from": message.get("source"),
+        "to": destinations.get("ToAddresses", []),
+        "cc": destinations.get("CcAddresses", []),
+        "bcc": destinations.get("BccAddresses", []),
+        "subject": message.get("subject"),
+        "html": body if is_html else None,
+        "text": None if is_html else body,
+    }
+
+
+def _templated(message: dict[str, Any]) -> dict[str, Any]:
+    destinations = message.get("destinations") or {}
+    return {
+        "id": message.get("id"),
+        "from": message.get("source"),
+        "to": destinations.get("ToAddresses", []) if isinstance(destinations, dict) else [],
+        "cc": [],
+        "bcc": [],
+        "subject": f"(template {message.get('template')})",
+        "html": None,
+        "text": message.get("template_data"),
+    }
+
+
+def _raw(message: dict[str, Any]) -> dict[str, Any]:
+    parsed = email.message_from_string(message.get("raw_data") or "", policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    html_part = parsed.get_body(("html",))
+    text_part = parsed.get_body(("plain",))
+    return {
+        "id": message.get("id"),
+        "from": message.get("source") or parsed.get("From"),
+        "to": message.get("destinations")
+        or [a.strip() for a in str(parsed.get("To", "")).split(",") if a.strip()],
+        "cc": [a.strip() for a in str(parsed.get("Cc", "")).split(",") if a.strip()],
+        "bcc": [],
+        "subject": parsed.get("Subject"),
+        "html": html_part.get_content() if html_part is not None else None,
+        "text": text_part.get_content() if text_part is not None else None,
+    }
+
+
+def render_html(messages: list[dict[str, Any]]) -> str:
+    rows = []
+    for m in messages:
+        body = (
+            f'<iframe sandbox srcdoc="{html.escape(m["html"], quote=True)}"></iframe>'
+            if m.get("html")
+            else f"<pre>{html.escape(m.get('text') or '')}</pre>"
+        )
+        rows.append(
+            "<article>"
+            f"<h2>{html.escape(str(m.get('subject') or '(no subject)'))}</h2>"
+            f"<p><b>From</b> {html.escape(str(m.get('from')))} &nbsp; <b>To</b> "
+            f"{html.escape(', '.join(m.get('to') or []))}"
+            + (f" &nbsp; <b>Cc</b> {html.escape(', '.join(m['cc']))}" if m.get("cc") else "")
+            + f"</p>{body}</article>"
+        )
+    content = "\n".join(rows) or "<p>No mail sent yet.</p>"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>Local outbox ({len(messages)})</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+article {{ border: 1px solid #ddd; border-radius: 6px; padding: 0 1rem 1rem; margin-bottom: 1rem; }}
+iframe {{ width: 100%; height: 18rem; border: 1px solid #eee; }}
+pre {{ white-space: pre-wrap; background: #f8f8f8; padding: .75rem; }}
+</style></head>
+<body><h1>Local outbox</h1><p>Mail sent through SES in the local stack, newest first
+(<a href="/_local/outbox.json">JSON</a>). Refreshes every 5 s.</p>
+{content}
+</body></html>"""

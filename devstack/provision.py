@@ -1,0 +1,150 @@
+"""Creates the template's resources in DynamoDB Local and moto. Every function here is idempotent."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .seed import Seed
+from .template import Queue, Table, Template
+
+log = logging.getLogger("devstack")
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Index keys DynamoDB's CreateTable accepts; CloudFormation-only ones (ContributorInsights...) are dropped.
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput")
+
+
+def table_definition(table: Table) -> dict[str, Any]:
+    """CreateTable arguments for a template table. PITR, SSE, tags and deletion protection have no local
+    meaning in DynamoDB Local and are skipped on purpose."""
+    props = table.properties
+    definition: dict[str, Any] = {
+        "TableName": table.name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    if definition["BillingMode"] == "PROVISIONED":
+        definition["ProvisionedThroughput"] = props.get(
+            "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        )
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if props.get(key):
+            definition[key] = [{k: v for k, v in index.items() if k in _INDEX_KEYS} for index in props[key]]
+    if table.stream_view_type:
+        definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": table.stream_view_type}
+    return definition
+
+
+def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
+    """Create the template's tables (with GSIs, stream and TTL) unless they exist; return their names."""
+    existing = set(_all_table_names(dynamodb_client))
+    for table in template.tables:
+        if table.name not in existing:
+            dynamodb_client.create_table(**table_definition(table))
+            dynamodb_client.get_waiter("table_exists").wait(TableName=table.name)
+        if table.ttl_attribute:
+            current = dynamodb_client.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+            if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                dynamodb_client.update_time_to_live(
+                    TableName=table.name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+                )
+    return [table.name for table in template.tables]
+
+
+def _all_table_names(dynamodb_client: Any) -> Iterable[str]:
+    for page in dynamodb_client.get_paginator("list_tables").paginate():
+        yield from page["TableNames"]
+
+
+def create_queues(sqs_client: Any, template: Template) -> dict[str, str]:
+    """Create the template's queues, dead-letter queues first; return {logical id: queue URL}."""
+    urls: dict[str, str] = {}
+    for queue in _dead_letter_queues_first(template.queues):
+        try:
+            urls[queue.logical_id] = sqs_client.create_queue(
+                QueueName=queue.name, Attributes=queue.attributes
+            )["QueueUrl"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("QueueAlreadyExists", "QueueNameExists"):
+                raise
+            # Same name, other attributes: bring the queue in line with the template.
+            url = sqs_client.get_queue_url(QueueName=queue.name)["QueueUrl"]
+            sqs_client.set_queue_attributes(QueueUrl=url, Attributes=queue.attributes)
+            urls[queue.logical_id] = url
+    return urls
+
+
+def _dead_letter_queues_first(queues: list[Queue]) -> list[Queue]:
+    by_arn = {queue.arn: queue for queue in queues}
+    ordered: list[Queue] = []
+
+    def visit(queue: Queue, seen: frozenset[str]) -> None:
+        if queue in ordered or queue.arn in seen:
+            return
+        dlq = by_arn.get(queue.dead_letter_arn or "")
+        if dlq is not None:
+            visit(dlq, seen | {queue.arn})
+        ordered.append(queue)
+
+    for queue in queues:
+        visit(queue, frozenset())
+    return ordered
+
+
+def seed_parameter_name(name: str, template: Template) -> str:
+    return name.format(**template.global_environment)
+
+
+def create_parameters(ssm_client: Any, template: Template, seed: Seed) -> list[str]:
+    """The template's SSM parameters, then the seed's local values (e.g. the demo partner secret)."""
+    names = []
+    for param in template.ssm_parameters:
+        ssm_client.put_parameter(Name=param.name, Type=param.type, Value=param.value, Overwrite=True)
+        names.append(param.name)
+    for seed_param in seed.parameters:
+        try:
+            name = seed_parameter_name(seed_param.name, template)
+        except KeyError as exc:
+            log.warning("seed parameter %s skipped: the template's Globals have no %s", seed_param.name, exc)
+            continue
+        ssm_client.put_parameter(Name=name, Type=seed_param.type, Value=seed_param.value, Overwrite=True)
+        names.append(name)
+    return names
+
+
+def create_event_buses(events_client: Any, template: Template) -> None:
+    for name in template.event_buses:
+        try:
+            events_client.create_event_bus(Name=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                raise
+
+
+def verify_email_identities(sesv2_client: Any, template: Template, seed: Seed) -> list[str]:
+    """SES refuses unverified senders, in moto as in a sandboxed account. Verified here: the template's
+    EmailIdentity resources, the seed's domains, and any address in a function's environment (its sender)."""
+    identities = set(template.email_identities) | set(seed.ses_identities)
+    for function in template.functions.values():
+        for value in function.environment.values():
+            identities.update(_EMAIL.findall(value))
+    existing = {i["IdentityName"] for i in sesv2_client.list_email_identities().get("EmailIdentities", [])}
+    for identity in sorted(identities - existing):
+        sesv2_client.create_email_identity(EmailIdentity=identity)
+    return sorted(identities)
+
+
+def provision(clients: Any, template: Template, seed: Seed) -> None:
+    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, events and sesv2 attributes."""
+    create_tables(clients.dynamodb, template)
+    create_queues(clients.sqs, template)
+    create_parameters(clients.ssm, template, seed)
+    create_event_buses(clients.events, template)
+    verify_email_identities(clients.sesv2, template, seed)

@@ -1,0 +1,478 @@
+"""Event source mappings, as Lambda runs them: DynamoDB streams and SQS queues polled into the functions.
+
+Streams: records in order per shard (children after their parents), batches of BatchSize gathered for up to
+MaximumBatchingWindowInSeconds, FilterCriteria applied (filtered-out records are skipped), partial batch
+failures resume from the first failed sequence number, BisectBatchOnFunctionError splits failing batches,
+MaximumRetryAttempts/MaximumRecordAgeInSeconds bound the retries, then DestinationConfig.OnFailure (SQS) gets
+the batch's description. Each shard's position is saved in the data folder after every batch, so a restart
+neither replays nor loses records.
+
+Queues: long-polled batches, filtered-out messages deleted (as Lambda does), successes deleted, failures left
+to come back after the visibility timeout; moto moves a message to the queue's DLQ once it has been received
+maxReceiveCount times (its RedrivePolicy), as SQS does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .event_filter import matches_any, sqs_filter_view
+from .template import LOCAL_REGION, EventSourceMapping, Template
+from .workers import Invocation
+
+Invoke = Callable[[str, Any], Invocation]
+Log = Callable[[str], None]
+
+
+def batch_item_failures(invocation: Invocation, identifiers: list[str]) -> list[str] | None:
+    """The identifiers to retry, per Lambda's ReportBatchItemFailures rules: an error fails everything; a
+    response naming an unknown or empty identifier fails everything; no or an empty list means success."""
+    if not invocation.ok:
+        return list(identifiers)
+    payload = invocation.payload
+    if not isinstance(payload, dict) or not payload.get("batchItemFailures"):
+        return []
+    failed = []
+    for item in payload["batchItemFailures"]:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not identifier or identifier not in identifiers:
+            return list(identifiers)
+        failed.append(identifier)
+    return failed
+
+
+class CheckpointStore:
+    """Positions of every mapping in every shard, in one JSON file (written atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._data: dict[str, Any] = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            self._data = {}
+
+    def get(self, mapping: str, key: str) -> Any:
+        with self._lock:
+            return self._data.get(mapping, {}).get(key)
+
+    def set(self, mapping: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._data.setdefault(mapping, {})[key] = value
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+
+
+def _plain(value: Any) -> Any:
+    """boto3's parsed stream record back to the JSON Lambda delivers (epoch seconds, base64 binaries)."""
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _public_arn(arn: str) -> str:
+    return arn.replace(":ddblocal:", f":{LOCAL_REGION}:")
+
+
+class _Pump:
+    def __init__(self, mapping: EventSourceMapping, invoke: Invoke, log: Log, stop: threading.Event) -> None:
+        self.mapping = mapping
+        self.invoke_function = invoke
+        self.log = log
+        self.stop = stop
+        self.thread = threading.Thread(target=self._run, name=f"pump {mapping.logical_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # a bad poll (e.g. during shutdown) must not end the mapping
+                if not self.stop.is_set():
+                    self.log(f"[{self.mapping.logical_id}] poll failed: {exc!r}")
+                    self.stop.wait(1.0)
+
+    def poll_once(self) -> None:
+        raise NotImplementedError
+
+    def _invoke(self, records: list[dict[str, Any]]) -> Invocation:
+        return self.invoke_function(self.mapping.function_logical_id, {"Records": records})
+
+
+class StreamPump(_Pump):
+    """One DynamoDB stream event source mapping."""
+
+    def __init__(
+        self,
+        mapping: EventSourceMapping,
+        template: Template,
+        *,
+        dynamodb: Any,
+        streams: Any,
+        sqs: Any,
+        checkpoints: CheckpointStore,
+        invoke: Invoke,
+        log: Log,
+        stop: threading.Event,
+        poll_interval: float = 0.25,
+    ) -> None:
+        super().__init__(mapping, invoke, log, stop)
+        self.table = template.table_for_stream(mapping.source_arn)
+        self.template = template
+        self.dynamodb = dynamodb
+        self.streams = streams
+        self.sqs = sqs
+        self.checkpoints = checkpoints
+        self.poll_interval = poll_interval
+        self._iterators: dict[str, str | None] = {}
+        self._finished: set[str] = set()
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending_since: dict[str, float] = {}
+
+    def _stream_arn(self) -> str | None:
+        table = self.dynamodb.describe_table(TableName=self.table.name)["Table"]
+        arn: str | None = table.get("LatestStreamArn")
+        return arn
+
+    def _shards(self, stream_arn: str) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+        while True:
+            description = self.streams.describe_stream(**kwargs)["StreamDescription"]
+            shards.extend(description.get("Shards", []))
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return shards
+            kwargs["ExclusiveStartShardId"] = last
+
+    def poll_once(self) -> None:
+        stream_arn = self._stream_arn()
+        if stream_arn is None:
+            self.stop.wait(1.0)
+            return
+        key = f"{stream_arn}"
+        state = self.checkpoints.get(self.mapping.logical_id, key) or {}
+        first_run = not state
+        if first_run:
+            # The mapping's StartingPosition applies once, to the shards that exist when it is created.
+            state = {"shards": {}, "created": time.time()}
+            self.checkpoints.set(self.mapping.logical_id, key, state)
+        shards = self._shards(stream_arn)
+        known = {s["ShardId"] for s in shards}
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            parent = shard.get("ParentShardId")
+            if parent in known and parent not in self._finished and not self._closed_done(state, parent):
+                continue  # children wait until their parent is fully processed
+            if shard_id in self._finished:
+                continue
+            self._poll_shard(stream_arn, key, state, shard, first_run)
+        self.stop.wait(self.poll_interval)
+
+    @staticmethod
+    def _closed_done(state: dict[str, Any], shard_id: str | None) -> bool:
+        return bool(shard_id and state["shards"].get(shard_id, {}).get("done"))
+
+    def _iterator(
+        self, stream_arn: str, state: dict[str, Any], shard: dict[str, Any], first_run: bool
+    ) -> str | None:
+        shard_id = shard["ShardId"]
+        if shard_id in self._iterators:
+            return self._iterators[shard_id]
+        position = state["shards"].get(shard_id, {}).get("sequence")
+        kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id}
+        if position:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=position)
+        elif first_run and (self.mapping.starting_position or "LATEST") == "LATEST":
+            kwargs["ShardIteratorType"] = "LATEST"
+        else:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        if not position and first_run and kwargs["ShardIteratorType"] == "LATEST":
+            # Remembered so that a restart before the first record does not replay what predates the mapping.
+            # Stream record times have minute resolution, hence the rounding down.
+            state["shards"].setdefault(shard_id, {})["from_latest"] = int(state["created"]) // 60 * 60
+        elif not position and state["shards"].get(shard_id, {}).get("from_latest"):
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        iterator: str | None = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        return iterator
+
+    def _poll_shard(
+        self, stream_arn: str, key: str, state: dict[str, Any], shard: dict[str, Any], first_run: bool
+    ) -> None:
+        shard_id = shard["ShardId"]
+        iterator = self._iterator(stream_arn, state, shard, first_run)
+        pending = self._pending.setdefault(shard_id, [])
+        while iterator and len(pending) < self.mapping.batch_size and not self.stop.is_set():
+            try:
+                response = self.streams.get_records(
+                    ShardIterator=iterator, Limit=min(1000, self.mapping.batch_size)
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in (
+                    "ExpiredIteratorException",
+                    "TrimmedDataAccessException",
+                ):
+                    raise
+                # Start again from the saved position; what was pending will be read again.
+                self._iterators.pop(shard_id, None)
+                self._pending[shard_id] = []
+                self._pending_since.pop(shard_id, None)
+                return
+            iterator = response.get("NextShardIterator")
+            records = response.get("Records", [])
+            skip_before = state["shards"].get(shard_id, {}).get("from_latest")
+            if skip_before and not state["shards"][shard_id].get("sequence"):
+                records = [
+                    r
+                    for r in records
+                    if r["dynamodb"]["ApproximateCreationDateTime"].timestamp() >= skip_before
+                ]
+            if not records:
+                break
+            pending.extend(self._record(stream_arn, r) for r in records)
+            self._pending_since.setdefault(shard_id, time.monotonic())
+        self._iterators[shard_id] = iterator
+        waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
+        if pending and (
+            len(pending) >= self.mapping.batch_size
+            or waited >= self.mapping.batching_window_s
+            or iterator is None
+        ):
+            batch, self._pending[shard_id] = (
+                pending[: self.mapping.batch_size],
+                pending[self.mapping.batch_size :],
+            )
+            self._pending_since.pop(shard_id, None)
+            if self._pending[shard_id]:
+                self._pending_since[shard_id] = time.monotonic()
+            self._process(stream_arn, shard_id, batch)
+            state["shards"].setdefault(shard_id, {})["sequence"] = batch[-1]["dynamodb"]["SequenceNumber"]
+            self.checkpoints.set(self.mapping.logical_id, key, state)
+        if iterator is None and not self._pending.get(shard_id):
+            # A closed shard, read to its end: its children may start.
+            self._finished.add(shard_id)
+            state["shards"].setdefault(shard_id, {})["done"] = True
+            self.checkpoints.set(self.mapping.logical_id, key, state)
+
+    @staticmethod
+    def _record(stream_arn: str, record: dict[str, Any]) -> dict[str, Any]:
+        plain: dict[str, Any] = _plain(record)
+        plain["awsRegion"] = LOCAL_REGION
+        plain["eventSourceARN"] = _public_arn(stream_arn)
+        return plain
+
+    def _process(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]]) -> None:
+        selected = [r for r in records if matches_any(self.mapping.filters, r)]
+        if selected:
+            self._deliver(stream_arn, shard_id, selected, attempts=0)
+
+    def _deliver(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+        backoff = 0.5
+        while records and not self.stop.is_set():
+            invocation = self._invoke(records)
+            sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
+            failed = (
+                batch_item_failures(invocation, sequences)
+                if self.mapping.report_batch_item_failures
+                else ([] if invocation.ok else sequences)
+            )
+            if not failed:
+                return
+            # Everything before the first failed record is done; retry from there (Lambda's checkpoint rule).
+            first = min(sequences.index(s) for s in failed)
+            records = records[first:]
+            attempts += 1
+            if self._exhausted(records, attempts):
+                self._send_on_failure(stream_arn, shard_id, records, invocation, attempts)
+                return
+            if self.mapping.bisect_on_error and not invocation.ok and len(records) > 1:
+                middle = len(records) // 2
+                self._deliver(stream_arn, shard_id, records[:middle], attempts)
+                self._deliver(stream_arn, shard_id, records[middle:], attempts)
+                return
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def _exhausted(self, records: list[dict[str, Any]], attempts: int) -> bool:
+        retries = self.mapping.max_retry_attempts
+        if retries != -1 and attempts > retries:
+            return True
+        max_age = self.mapping.max_record_age_s
+        oldest = records[0]["dynamodb"].get("ApproximateCreationDateTime", time.time())
+        return max_age != -1 and time.time() - oldest > max_age
+
+    def _send_on_failure(
+        self,
+        stream_arn: str,
+        shard_id: str,
+        records: list[dict[str, Any]],
+        invocation: Invocation,
+        attempts: int,
+    ) -> None:
+        self.log(
+            f"[{self.mapping.logical_id}] giving up on {len(records)} record(s) of shard {shard_id} "
+            f"after {attempts} attempt(s)"
+        )
+        destination = self.mapping.on_failure_arn
+        if not destination:
+            return
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        message = {
+            "requestContext": {
+                "requestId": invocation.request_id,
+                "functionArn": self.template.functions[self.mapping.function_logical_id].arn,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled" if invocation.error else "",
+            },
+            "version": "1.0",
+            "timestamp": now,
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(
+                    records[0]["dynamodb"].get("ApproximateCreationDateTime")
+                ),
+                "approximateArrivalOfLastRecord": _iso(
+                    records[-1]["dynamodb"].get("ApproximateCreationDateTime")
+                ),
+                "batchSize": len(records),
+                "streamArn": _public_arn(stream_arn),
+            },
+        }
+        queue = self.template.queue(destination)
+        self.sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(message))
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class QueuePump(_Pump):
+    """One SQS event source mapping."""
+
+    def __init__(
+        self,
+        mapping: EventSourceMapping,
+        template: Template,
+        *,
+        sqs: Any,
+        invoke: Invoke,
+        log: Log,
+        stop: threading.Event,
+        wait_seconds: int = 1,
+    ) -> None:
+        super().__init__(mapping, invoke, log, stop)
+        self.queue = template.queue(mapping.source_arn)
+        self.sqs = sqs
+        self.wait_seconds = wait_seconds
+
+    def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue.url,
+            MaxNumberOfMessages=max(1, min(10, count)),
+            WaitTimeSeconds=wait,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        return messages
+
+    def poll_once(self) -> None:
+        messages = self._receive(self.mapping.batch_size, self.wait_seconds)
+        if not messages:
+            return
+        deadline = time.monotonic() + self.mapping.batching_window_s
+        while (
+            len(messages) < self.mapping.batch_size and time.monotonic() < deadline and not self.stop.is_set()
+        ):
+            more = self._receive(self.mapping.batch_size - len(messages), 1)
+            messages.extend(more)
+        records = [self._record(m) for m in messages]
+        selected = [r for r in records if matches_any(self.mapping.filters, sqs_filter_view(r))]
+        for record in records:
+            if record not in selected:
+                self._delete(record)  # Lambda deletes messages its filters drop
+        if not selected:
+            return
+        invocation = self._invoke(selected)
+        ids = [r["messageId"] for r in selected]
+        if self.mapping.report_batch_item_failures:
+            failed = set(batch_item_failures(invocation, ids) or [])
+        else:
+            failed = set() if invocation.ok else set(ids)
+        for record in selected:
+            if record["messageId"] not in failed:
+                self._delete(record)
+        if failed:
+            self.log(
+                f"[{self.mapping.logical_id}] {len(failed)} of {len(selected)} message(s) failed; "
+                "they return "
+                f"after the visibility timeout ({self.queue.visibility_timeout}s)"
+            )
+
+    def _delete(self, record: dict[str, Any]) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue.url, ReceiptHandle=record["receiptHandle"])
+        except ClientError as exc:
+            self.log(f"[{self.mapping.logical_id}] delete failed: {exc}")
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {k: str(v) for k, v in (message.get("Attributes") or {}).items()}
+        message_attributes = {}
+        for name, value in (message.get("MessageAttributes") or {}).items():
+            entry: dict[str, Any] = {
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType"),
+            }
+            if "StringValue" in value:
+                entry["stringValue"] = value["StringValue"]
+            if "BinaryValue" in value:
+                entry["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+            message_attributes[name] = entry
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+            "attributes": attributes,
+            "messageAttributes": message_attributes,
+            "md5OfBody": message.get("MD5OfBody"),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue.arn,
+            "awsRegion": LOCAL_REGION,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,386 @@
+"""LocalStack: the whole system on one machine, driven by template.yaml.
+
+Starts DynamoDB Local and moto, creates the template's resources, serves the HTTP API in front of warm
+function workers, and runs the event source mappings and schedules; `stop()` ends everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import SimpleNamespace, TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from . import outbox
+from .apigw_events import HttpRequest, HttpResponse, json_response
+from .auth import LOCAL_ISSUER, Authorization, authorize, issue_token, jwks, load_or_create_key
+from .clock import Clock, parse_duration
+from .dynamodb_local import DynamoDBLocal
+from .event_rules import RulePump, Tap, create_event_rules
+from .gateway import ApiGateway, GatewayServer
+from .lockfile import StackLock
+from .moto_server import MotoServer
+from .paths import DataDir, data_dir
+from .provision import provision
+from .pumps import CheckpointStore, QueuePump, StreamPump
+from .schedules import ScheduleRunner
+from .seed import Seed, load_seed
+from .template import LOCAL_REGION, JwtAuthorizer, Template, load_template
+from .workers import FunctionPool, Invocation, lambda_environment
+
+_print_lock = threading.Lock()
+
+
+def print_line(line: str) -> None:
+    with _print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def local_client_id(template: Template) -> str:
+    """The audience of the template's JWT authorizer, resolved locally (the UserPoolClient's local id)."""
+    for api in template.http_apis:
+        for authorizer in api.authorizers.values():
+            if authorizer.audience:
+                return authorizer.audience[0]
+    return "leadflow-local-client"
+
+
+class LocalStack:
+    def __init__(
+        self,
+        port: int = 0,
+        data_dir: str | Path | None = None,
+        *,
+        template_path: str | Path = "template.yaml",
+        parameter_overrides: Mapping[str, str] | None = None,
+        workers_per_function: int = 3,
+        prewarm: bool = True,
+        log: Callable[[str], None] = print_line,
+        seed: Seed | None = None,
+    ) -> None:
+        self.requested_port = port
+        self.data = _data(data_dir)
+        self.template_path = template_path
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.workers_per_function = workers_per_function
+        self.prewarm = prewarm
+        self.log = log
+        self.seed = seed or load_seed()
+        self.clock = Clock(self.data.clock_file)
+        self.dynamodb_local: DynamoDBLocal | None = None
+        self.moto: MotoServer | None = None
+        self.server: GatewayServer | None = None
+        self.template: Template | None = None
+        self.pools: dict[str, FunctionPool] = {}
+        self.pumps: list[StreamPump | QueuePump] = []
+        self.schedules: ScheduleRunner | None = None
+        self.rules: RulePump | None = None
+        self._stop = threading.Event()
+        self._lock = StackLock(self.data.lock_file)
+        self._key: Any = None
+        self.clients: Any = None
+        self.startup_seconds: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the local stack is not started")
+        return self.server.url
+
+    def start(self) -> LocalStack:
+        started = time.perf_counter()
+        self.data.ensure()
+        self._lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.perf_counter() - started
+        return self
+
+    def _start(self) -> None:
+        self.server = GatewayServer(port=self.requested_port)
+        self._lock.write({"pid": os.getpid(), "url": self.server.url, "data_dir": str(self.data.root)})
+        self.dynamodb_local = DynamoDBLocal(data_dir=self.data.dynamodb)
+        self.moto = MotoServer()
+        # The JVM and moto boot while the template is translated here; both are started from this thread
+        # because they are tied to its life (see processes.die_with_parent).
+        self.dynamodb_local.launch()
+        self.moto.launch()
+        self._key = load_or_create_key(self.data.jwt_key)
+        self.moto.wait_ready()
+        template = self._load_template()
+        self.dynamodb_local.wait_ready()
+        self.template = template
+        self.clients = self._clients()
+        provision(self.clients, template, self.seed)
+        overrides = self._worker_overrides()
+        for function in template.functions.values():
+            self.pools[function.logical_id] = FunctionPool(
+                function, lambda_environment(function, overrides), self.log, self.workers_per_function
+            )
+        self._start_pumps(template, create_event_rules(self.clients.events, self.clients.sqs, template))
+        self.server.serve(ApiGateway(template, self, self.log))
+        if self.prewarm:
+            for pool in self.pools.values():
+                threading.Thread(
+                    target=pool.prewarm, name=f"prewarm {pool.function.logical_id}", daemon=True
+                ).start()
+
+    def _load_template(self) -> Template:
+        assert self.moto is not None and self.server is not None
+        return load_template(
+            self.template_path,
+            parameter_overrides=self.parameter_overrides,
+            sqs_endpoint=self.moto.endpoint_url,
+            # Links the functions build (emails, redirects) must point at this stack, whatever its port.
+            optional_parameters={"PublicBaseUrl": self.server.url},
+        )
+
+    def _clients(self) -> Any:
+        assert self.dynamodb_local is not None and self.moto is not None
+        session = boto3.Session(
+            region_name=LOCAL_REGION, aws_access_key_id="local", aws_secret_access_key="local"
+        )
+        config = Config(retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=32)
+        ddb, moto = self.dynamodb_local.endpoint_url, self.moto.endpoint_url
+        return SimpleNamespace(
+            dynamodb=session.client("dynamodb", endpoint_url=ddb, config=config),
+            streams=session.client("dynamodbstreams", endpoint_url=ddb, config=config),
+            sqs=session.client("sqs", endpoint_url=moto, config=config),
+            ssm=session.client("ssm", endpoint_url=moto, config=config),
+            events=session.client("events", endpoint_url=moto, config=config),
+            sesv2=session.client("sesv2", endpoint_url=moto, config=config),
+            scheduler=session.client("scheduler", endpoint_url=moto, config=config),
+        )
+
+    def _worker_overrides(self) -> dict[str, str]:
+        """Only endpoints and credentials differ from AWS; the code paths stay the same."""
+        assert self.dynamodb_local is not None and self.moto is not None
+        ddb, moto = self.dynamodb_local.endpoint_url, self.moto.endpoint_url
+        self.data.aws_config.touch()
+        return {
+            "AWS_ENDPOINT_URL_DYNAMODB": ddb,
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
+            "AWS_ENDPOINT_URL_SQS": moto,
+            "AWS_ENDPOINT_URL_SES": moto,
+            "AWS_ENDPOINT_URL_SESV2": moto,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": moto,
+            "AWS_ENDPOINT_URL_SCHEDULER": moto,
+            "AWS_ENDPOINT_URL_SSM": moto,
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+            "AWS_CONFIG_FILE": str(self.data.aws_config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.data.aws_config),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "LEADFLOW_CLOCK_FILE": str(self.data.clock_file),
+        }
+
+    def _start_pumps(self, template: Template, taps: list[Tap]) -> None:
+        checkpoints = CheckpointStore(self.data.checkpoints)
+        for mapping in template.event_source_mappings:
+            if not mapping.enabled:
+                continue
+            if mapping.kind == "dynamodb":
+                self.pumps.append(
+                    StreamPump(
+                        mapping,
+                        template,
+                        dynamodb=self.clients.dynamodb,
+                        streams=self.clients.streams,
+                        sqs=self.clients.sqs,
+                        checkpoints=checkpoints,
+                        invoke=self.invoke,
+                        log=self.log,
+                        stop=self._stop,
+                    )
+                )
+            else:
+                self.pumps.append(
+                    QueuePump(
+                        mapping,
+                        template,
+                        sqs=self.clients.sqs,
+                        invoke=self.invoke,
+                        log=self.log,
+                        stop=self._stop,
+                    )
+                )
+        self.schedules = ScheduleRunner(
+            template,
+            clock=self.clock,
+            state_file=self.data.schedules,
+            invoke=self.invoke,
+            sqs=self.clients.sqs,
+            scheduler=self.clients.scheduler,
+            log=self.log,
+            stop=self._stop,
+        )
+        self.schedules.restore_runtime_schedules()
+        self.rules = RulePump(taps, sqs=self.clients.sqs, invoke=self.invoke, log=self.log, stop=self._stop)
+        for pump in self.pumps:
+            pump.start()
+        self.rules.start()
+        self.schedules.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.stop()
+        for pump in self.pumps:
+            pump.thread.join(timeout=5)
+        for runner in (self.schedules, self.rules):
+            if runner is not None and runner.thread.is_alive():
+                runner.thread.join(timeout=5)
+        for pool in self.pools.values():
+            pool.close()
+        if self.moto is not None:
+            self.moto.stop()
+        if self.dynamodb_local is not None:
+            self.dynamodb_local.stop()
+        self._lock.release()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ what tests and the CLI use
+    def token(self, role: str | None = "rep", *, user: str | None = None) -> str:
+        """A bearer token for a demo user, by role (admin, manager, rep) or by username (rep2)."""
+        assert self.template is not None
+        demo = self.seed.user(username=user, role=None if user else role)
+        return issue_token(self._key, demo, local_client_id(self.template), self.clock.time())
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the stack's clock forward and fire whatever became due; returns the new offset."""
+        offset = self.clock.advance(seconds)
+        if self.schedules is not None:
+            self.schedules.tick()
+        return offset
+
+    def run_schedule(self, name: str) -> list[dict[str, Any]]:
+        assert self.schedules is not None
+        return [vars(result) for result in self.schedules.run_now(name)]
+
+    def outbox(self) -> list[dict[str, Any]]:
+        assert self.moto is not None
+        return outbox.sent_messages(self.moto.model_data())
+
+    def redrive(self, queue: str | None = None) -> dict[str, int]:
+        """Move dead-lettered messages back to their source queues; returns {source queue: count}."""
+        assert self.template is not None
+        moved: dict[str, int] = {}
+        for source in self.template.queues:
+            dlq_arn = source.dead_letter_arn
+            if dlq_arn is None:
+                continue
+            dlq = self.template.queue(dlq_arn)
+            if queue is not None and queue not in (source.logical_id, source.name, dlq.logical_id, dlq.name):
+                continue
+            moved[source.name] = _move_messages(self.clients.sqs, dlq.url, source.url)
+        return moved
+
+    # ------------------------------------------------------------------ gateway backend
+    def invoke(self, function_logical_id: str, event: Any, timeout_s: float | None = None) -> Invocation:
+        return self.pools[function_logical_id].invoke(event, timeout_s)
+
+    def authorize(
+        self, authorizer: JwtAuthorizer, token: str | None, scopes: tuple[str, ...]
+    ) -> Authorization:
+        # The template's issuer points at Cognito; locally this stack is the issuer.
+        return authorize(
+            token,
+            key=self._key,
+            issuer=LOCAL_ISSUER,
+            audience=authorizer.audience,
+            now=self.clock.time(),
+            required_scopes=scopes,
+        )
+
+    def handle_local(self, request: HttpRequest) -> HttpResponse:
+        path = request.raw_path.rstrip("/")
+        method = request.method.upper()
+        try:
+            if path == "/_local/jwks.json":
+                return json_response(200, jwks(self._key))
+            if path == "/_local/outbox.json":
+                return json_response(200, self.outbox())
+            if path == "/_local/outbox":
+                page = outbox.render_html(self.outbox()).encode()
+                return HttpResponse(200, [("content-type", "text/html; charset=utf-8")], page)
+            if path == "/_local/clock":
+                if method == "POST":
+                    body = json.loads(request.body or b"{}")
+                    seconds = body.get("advance_seconds")
+                    if seconds is None and "advance" in body:
+                        seconds = parse_duration(str(body["advance"]))
+                    self.advance_clock(float(seconds or 0))
+                return json_response(
+                    200, {"offset_seconds": self.clock.offset(), "now": self.clock.now().isoformat()}
+                )
+            if path.startswith("/_local/schedules/") and method == "POST":
+                name = urllib.parse.unquote(path[len("/_local/schedules/") :])
+                return json_response(200, self.run_schedule(name))
+            if path == "/_local/redrive" and method == "POST":
+                body = json.loads(request.body or b"{}")
+                return json_response(200, self.redrive(body.get("queue")))
+            if path == "/_local/token" and method == "GET":
+                query = request.query_map()
+                return json_response(
+                    200, {"token": self.token(query.get("role", "rep"), user=query.get("user"))}
+                )
+        except KeyError as exc:
+            return json_response(404, {"message": str(exc.args[0]) if exc.args else "Not Found"})
+        except ValueError as exc:
+            return json_response(400, {"message": str(exc)})
+        return json_response(404, {"message": "Not Found"})
+
+
+def _move_messages(sqs: Any, from_url: str, to_url: str) -> int:
+    moved = 0
+    while True:
+        response = sqs.receive_message(
+            QueueUrl=from_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=30,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return moved
+        for message in messages:
+            kwargs: dict[str, Any] = {"QueueUrl": to_url, "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                kwargs["MessageAttributes"] = message["MessageAttributes"]
+            group = (message.get("Attributes") or {}).get("MessageGroupId")
+            if group:
+                kwargs["MessageGroupId"] = group
+                kwargs["MessageDeduplicationId"] = message["MessageId"]
+            sqs.send_message(**kwargs)
+            sqs.delete_message(QueueUrl=from_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+
+
+def _data(path: str | Path | None) -> DataDir:
+    return data_dir(path)

@@ -1,0 +1,706 @@
+"""template.yaml as CloudFormation sees it after the SAM transform, resolved with local physical names.
+
+The SAM translator does the expansion (Globals, the HttpApi OpenAPI body, event source mappings, rules,
+schedules),
+so nothing here re-implements SAM; SAM CLI's intrinsic resolver then resolves Ref/GetAtt/Sub/Join against a
+symbol table of local names (``leadflow-local-<LogicalId>``) and ARNs in account 000000000000.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .paths import PROJECT_ROOT
+
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "000000000000"
+NAME_PREFIX = "leadflow-local-"
+LOCAL_STACK_NAME = "leadflow-local"
+# Local code is handed to the translator as S3 locations in this bucket, then mapped back to folders.
+_LOCAL_CODE_BUCKET = "devstack-local-code"
+_DEFAULT_SQS_BASE = f"https://sqs.{LOCAL_REGION}.amazonaws.com"
+_INVOKE_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
+
+
+class TemplateError(Exception):
+    """The template uses something the local stack cannot run."""
+
+
+@dataclass(frozen=True)
+class Table:
+    logical_id: str
+    name: str
+    arn: str
+    properties: dict[str, Any]
+
+    @property
+    def stream_view_type(self) -> str | None:
+        spec = self.properties.get("StreamSpecification") or {}
+        return spec.get("StreamViewType")
+
+    @property
+    def ttl_attribute(self) -> str | None:
+        spec = self.properties.get("TimeToLiveSpecification") or {}
+        return spec.get("AttributeName") if spec.get("Enabled", True) else None
+
+
+@dataclass(frozen=True)
+class Queue:
+    logical_id: str
+    name: str
+    arn: str
+    url: str
+    attributes: dict[str, str]
+
+    @property
+    def dead_letter_arn(self) -> str | None:
+        policy = self.attributes.get("RedrivePolicy")
+        return json.loads(policy).get("deadLetterTargetArn") if policy else None
+
+    @property
+    def max_receive_count(self) -> int | None:
+        policy = self.attributes.get("RedrivePolicy")
+        return int(json.loads(policy)["maxReceiveCount"]) if policy else None
+
+    @property
+    def visibility_timeout(self) -> int:
+        return int(self.attributes.get("VisibilityTimeout", "30"))
+
+
+@dataclass(frozen=True)
+class Layer:
+    logical_id: str
+    arn: str
+    content_dir: Path
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    runtime: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+    layer_dirs: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
+class JwtAuthorizer:
+    name: str
+    identity_source: str
+    issuer: str
+    audience: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    api_logical_id: str
+    method: str  # upper case, or "ANY"
+    path: str  # OpenAPI form: /leads/{id}, /files/{proxy+}, or $default
+    function_logical_id: str
+    authorizer: str | None
+    scopes: tuple[str, ...] = ()
+    payload_format_version: str = "2.0"
+    timeout_ms: int = 30_000
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class HttpApi:
+    logical_id: str
+    routes: tuple[HttpRoute, ...]
+    cors: CorsConfig | None
+    authorizers: dict[str, JwtAuthorizer]
+
+
+@dataclass(frozen=True)
+class EventSourceMapping:
+    logical_id: str
+    function_logical_id: str
+    source_arn: str
+    kind: str  # "dynamodb" or "sqs"
+    batch_size: int
+    batching_window_s: int
+    starting_position: str | None
+    filters: tuple[dict[str, Any], ...]
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    max_retry_attempts: int  # -1: until the record expires, as Lambda does
+    max_record_age_s: int
+    on_failure_arn: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    logical_id: str
+    name: str
+    kind: str  # "rule" (EventBridge rule) or "scheduler" (EventBridge Scheduler)
+    expression: str
+    timezone: str
+    target_arn: str
+    input: str | None
+    enabled: bool
+    function_logical_id: str | None
+
+
+@dataclass(frozen=True)
+class RuleTarget:
+    id: str
+    arn: str
+    input: str | None
+    input_transformer: dict[str, Any] | None
+    sqs_parameters: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """An EventBridge rule with an event pattern (SAM `Type: EventBridgeRule` / `CloudWatchEvent`)."""
+
+    logical_id: str
+    name: str
+    bus_name: str
+    pattern: dict[str, Any]
+    targets: tuple[RuleTarget, ...]
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SsmParameter:
+    logical_id: str
+    name: str
+    type: str
+    value: str
+
+
+@dataclass
+class Template:
+    """The resolved template: what the local stack creates and runs."""
+
+    path: Path
+    root: Path
+    parameters: dict[str, Any]
+    resources: dict[str, dict[str, Any]]
+    global_environment: dict[str, str]
+    tables: list[Table] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
+    functions: dict[str, Function] = field(default_factory=dict)
+    http_apis: list[HttpApi] = field(default_factory=list)
+    event_source_mappings: list[EventSourceMapping] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
+    event_rules: list[EventRule] = field(default_factory=list)
+    ssm_parameters: list[SsmParameter] = field(default_factory=list)
+    event_buses: list[str] = field(default_factory=list)
+    email_identities: list[str] = field(default_factory=list)
+
+    @property
+    def routes(self) -> list[HttpRoute]:
+        return [route for api in self.http_apis for route in api.routes]
+
+    def function(self, key: str) -> Function:
+        """A function by logical id, physical name or ARN (qualifiers ignored)."""
+        for fn in self.functions.values():
+            if key in (fn.logical_id, fn.name, fn.arn) or key.startswith(fn.arn + ":"):
+                return fn
+        raise KeyError(f"no function {key!r} in {self.path.name}")
+
+    def queue(self, key: str) -> Queue:
+        """A queue by logical id, name, ARN or URL."""
+        for queue in self.queues:
+            if key in (queue.logical_id, queue.name, queue.arn, queue.url):
+                return queue
+        raise KeyError(f"no queue {key!r} in {self.path.name}")
+
+    def table_for_stream(self, stream_arn: str) -> Table:
+        for table in self.tables:
+            if stream_arn.startswith(table.arn + "/stream/"):
+                return table
+        raise KeyError(f"no table owns stream {stream_arn!r}")
+
+
+def local_name(logical_id: str) -> str:
+    return f"{NAME_PREFIX}{logical_id}"
+
+
+def arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{resource}"
+
+
+def stream_arn(table_name: str) -> str:
+    # The real label is a timestamp known only once the table exists; the pumps look it up by table name.
+    return arn("dynamodb", f"table/{table_name}/stream/local")
+
+
+def load_template(
+    path: str | Path = "template.yaml",
+    *,
+    parameter_overrides: Mapping[str, str] | None = None,
+    sqs_endpoint: str | None = None,
+    optional_parameters: Mapping[str, str] | None = None,
+) -> Template:
+    """Translate and resolve a SAM template (a relative path is tried from the working directory, then from
+    the project root). `optional_parameters` apply only to parameters the template declares."""
+    from samcli.yamlhelper import yaml_parse  # heavy imports kept off `devstack token` and the workers
+
+    template_path = template_file(path)
+    root = template_path.parent
+    sam = yaml_parse(template_path.read_text())
+    declared = sam.get("Parameters") or {}
+    optional = {k: v for k, v in (optional_parameters or {}).items() if k in declared}
+    parameters = _parameter_values(sam, {**optional, **(parameter_overrides or {})})
+    cfn = _translate(sam, parameters)
+    symbols = _symbol_table(cfn, parameters, sqs_endpoint or _DEFAULT_SQS_BASE)
+    resolver = _resolver(cfn, symbols)
+    for logical_id, resource in cfn["Resources"].items():
+        # Names the application looks up (SSM paths, bus names) must be the declared ones, resolved.
+        declared = (resource.get("Properties") or {}).get("Name")
+        if resource["Type"] in ("AWS::SSM::Parameter", "AWS::Events::EventBus") and declared is not None:
+            symbols[logical_id]["Ref"] = resolver.intrinsic_property_resolver(declared, False)
+    resources = _drop_false_conditions(cfn, resolver)
+    # Resolved one by one: resolve_attribute() would also rename the keys to their physical names.
+    resolved = {lid: resolver.intrinsic_property_resolver(res, False, lid) for lid, res in resources.items()}
+    global_env = (((sam.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get(
+        "Variables"
+    ) or {}
+    template = Template(
+        path=template_path,
+        root=root,
+        parameters=parameters,
+        resources=resolved,
+        global_environment={
+            k: _env_str(v) for k, v in resolver.intrinsic_property_resolver(global_env, False).items()
+        },
+    )
+    _build_model(template, symbols)
+    return template
+
+
+def template_file(path: str | Path) -> Path:
+    template_path = Path(path)
+    if template_path.is_absolute():
+        return template_path
+    return (Path.cwd() / template_path).resolve() if template_path.exists() else PROJECT_ROOT / template_path
+
+
+def _parameter_values(sam: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in (sam.get("Parameters") or {}).items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif "Default" in spec:
+            values[name] = spec["Default"]
+    unknown = set(overrides) - set(values)
+    if unknown:
+        raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    return values
+
+
+def _translate(sam: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(sam)
+    for resource in sam.get("Resources", {}).values():
+        props = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and "://" not in props[key]:
+                props[key] = f"s3://{_LOCAL_CODE_BUCKET}/{props[key].strip('/')}"
+    session = boto3.Session(
+        region_name=LOCAL_REGION, aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    values = {**parameters, "AWS::Region": LOCAL_REGION, "AWS::AccountId": LOCAL_ACCOUNT_ID}
+    metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+    translated: dict[str, Any] = Translator(None, Parser(), boto_session=session, metrics=metrics).translate(
+        sam, values, get_managed_policy_map=_AnyManagedPolicy
+    )
+    metrics.publish()  # to the dummy publisher; unpublished metrics would log a warning at exit
+    return translated
+
+
+class _AnyManagedPolicy(dict[str, str]):
+    """Managed policy names map to AWS's ARN form; IAM is not enforced locally, so no lookup is needed."""
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __getitem__(self, key: str) -> str:
+        return f"arn:aws:iam::aws:policy/{key}"
+
+    def get(self, key: str, default: Any = None) -> str:
+        return self[key]
+
+
+def _symbol_table(cfn: dict[str, Any], parameters: dict[str, Any], sqs_base: str) -> dict[str, Any]:
+    symbols: dict[str, Any] = {
+        "AWS::Region": LOCAL_REGION,
+        "AWS::AccountId": LOCAL_ACCOUNT_ID,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": LOCAL_STACK_NAME,
+        "AWS::StackId": arn("cloudformation", f"stack/{LOCAL_STACK_NAME}/local"),
+    }
+    symbols.update(parameters)
+    for logical_id, resource in cfn.get("Resources", {}).items():
+        symbols[logical_id] = _attributes(
+            logical_id, resource["Type"], resource.get("Properties") or {}, sqs_base
+        )
+    return symbols
+
+
+def _attributes(logical_id: str, kind: str, props: dict[str, Any], sqs_base: str) -> dict[str, str]:
+    name = local_name(logical_id)
+    if kind == "AWS::DynamoDB::Table":
+        return {"Ref": name, "Arn": arn("dynamodb", f"table/{name}"), "StreamArn": stream_arn(name)}
+    if kind == "AWS::SQS::Queue":
+        if props.get("FifoQueue") is True or str(props.get("FifoQueue")).lower() == "true":
+            name += ".fifo"
+        url = f"{sqs_base.rstrip('/')}/{LOCAL_ACCOUNT_ID}/{name}"
+        return {"Ref": url, "QueueUrl": url, "QueueName": name, "Arn": arn("sqs", name)}
+    if kind == "AWS::Lambda::Function":
+        return {"Ref": name, "Arn": arn("lambda", f"function:{name}")}
+    if kind == "AWS::Lambda::LayerVersion":
+        layer_arn = arn("lambda", f"layer:{name}:1")
+        return {"Ref": layer_arn, "LayerVersionArn": layer_arn}
+    if kind == "AWS::Cognito::UserPool":
+        pool_id = f"{LOCAL_REGION}_{logical_id}"
+        return {
+            "Ref": pool_id,
+            "Arn": arn("cognito-idp", f"userpool/{pool_id}"),
+            "ProviderName": f"cognito-idp.{LOCAL_REGION}.amazonaws.com/{pool_id}",
+            "ProviderURL": f"https://cognito-idp.{LOCAL_REGION}.amazonaws.com/{pool_id}",
+        }
+    if kind == "AWS::Events::EventBus":
+        return {"Ref": name, "Name": name, "Arn": arn("events", f"event-bus/{name}")}
+    if kind == "AWS::Events::Rule":
+        return {"Ref": name, "Arn": arn("events", f"rule/{name}")}
+    if kind == "AWS::Scheduler::Schedule":
+        return {"Ref": name, "Arn": arn("scheduler", f"schedule/default/{name}")}
+    if kind == "AWS::Scheduler::ScheduleGroup":
+        return {"Ref": name, "Arn": arn("scheduler", f"schedule-group/{name}")}
+    if kind == "AWS::IAM::Role":
+        return {"Ref": name, "Arn": f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{name}", "RoleId": name}
+    if kind == "AWS::SNS::Topic":
+        topic_arn = arn("sns", name)
+        return {"Ref": topic_arn, "TopicArn": topic_arn, "TopicName": name}
+    if kind == "AWS::ApiGatewayV2::Api":
+        return {"Ref": logical_id.lower(), "ApiEndpoint": "http://127.0.0.1"}
+    service = kind.split("::")[1].lower() if kind.count("::") == 2 else "local"
+    return {"Ref": name, "Arn": arn(service, name)}
+
+
+def _resolver(cfn: dict[str, Any], symbols: dict[str, Any]) -> Any:
+    from samcli.lib.intrinsic_resolver.intrinsic_property_resolver import IntrinsicResolver
+    from samcli.lib.intrinsic_resolver.intrinsics_symbol_table import IntrinsicsSymbolTable
+
+    table = IntrinsicsSymbolTable(
+        template=cfn,
+        logical_id_translator=symbols,
+        # Fn::Sub variable values are looked up again as symbols; identity keeps them as they are.
+        common_attribute_resolver={"Ref": lambda value: value},
+    )
+    return IntrinsicResolver(template=cfn, symbol_resolver=table)
+
+
+def _drop_false_conditions(cfn: dict[str, Any], resolver: Any) -> dict[str, Any]:
+    conditions = cfn.get("Conditions") or {}
+    kept = {}
+    for logical_id, resource in cfn["Resources"].items():
+        condition = resource.get("Condition")
+        if condition and not resolver.intrinsic_property_resolver(conditions[condition], False):
+            continue
+        kept[logical_id] = resource
+    return kept
+
+
+def _env_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(v) for v in value]
+
+
+def _code_dir(root: Path, location: Any, what: str) -> Path:
+    if not isinstance(location, dict) or location.get("S3Bucket") != _LOCAL_CODE_BUCKET:
+        raise TemplateError(
+            f"{what}: only local CodeUri/ContentUri folders can run locally, got {location!r}"
+        )
+    return (root / location["S3Key"]).resolve()
+
+
+def _build_model(template: Template, symbols: dict[str, Any]) -> None:
+    resources = template.resources
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for logical_id, resource in resources.items():
+        by_type.setdefault(resource["Type"], []).append((logical_id, resource.get("Properties") or {}))
+
+    for logical_id, props in by_type.get("AWS::DynamoDB::Table", []):
+        attrs = symbols[logical_id]
+        template.tables.append(Table(logical_id, attrs["Ref"], attrs["Arn"], props))
+
+    for logical_id, props in by_type.get("AWS::SQS::Queue", []):
+        attrs = symbols[logical_id]
+        template.queues.append(
+            Queue(logical_id, attrs["QueueName"], attrs["Arn"], attrs["QueueUrl"], _queue_attributes(props))
+        )
+
+    layers = {}
+    for logical_id, props in by_type.get("AWS::Lambda::LayerVersion", []):
+        layer = Layer(
+            logical_id, symbols[logical_id]["Ref"], _code_dir(template.root, props["Content"], logical_id)
+        )
+        layers[layer.arn] = layer
+        template.layers.append(layer)
+
+    for logical_id, props in by_type.get("AWS::Lambda::Function", []):
+        attrs = symbols[logical_id]
+        missing = [arn for arn in props.get("Layers", []) if arn not in layers]
+        if missing:
+            raise TemplateError(f"{logical_id}: layers {missing} are not in the template")
+        env = ((props.get("Environment") or {}).get("Variables")) or {}
+        template.functions[logical_id] = Function(
+            logical_id=logical_id,
+            name=attrs["Ref"],
+            arn=attrs["Arn"],
+            code_dir=_code_dir(template.root, props.get("Code"), logical_id),
+            handler=props["Handler"],
+            runtime=props.get("Runtime", ""),
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_s=int(props.get("Timeout", 3)),
+            environment={k: _env_str(v) for k, v in env.items()},
+            layer_dirs=tuple(layers[arn].content_dir for arn in props.get("Layers", [])),
+        )
+
+    for logical_id, props in by_type.get("AWS::ApiGatewayV2::Api", []):
+        if "Body" in props:
+            template.http_apis.append(_http_api(logical_id, props["Body"], template))
+
+    for logical_id, props in by_type.get("AWS::Lambda::EventSourceMapping", []):
+        template.event_source_mappings.append(_event_source_mapping(logical_id, props, template))
+
+    for logical_id, props in by_type.get("AWS::Events::Rule", []):
+        if "ScheduleExpression" in props:
+            template.schedules.extend(_rule_schedules(logical_id, props, symbols, template))
+        elif "EventPattern" in props:
+            template.event_rules.append(_event_rule(logical_id, props, symbols))
+
+    for logical_id, props in by_type.get("AWS::Scheduler::Schedule", []):
+        target = props["Target"]
+        template.schedules.append(
+            Schedule(
+                logical_id=logical_id,
+                name=props.get("Name") or symbols[logical_id]["Ref"],
+                kind="scheduler",
+                expression=props["ScheduleExpression"],
+                timezone=props.get("ScheduleExpressionTimezone", "UTC"),
+                target_arn=target["Arn"],
+                input=target.get("Input"),
+                enabled=props.get("State", "ENABLED") == "ENABLED",
+                function_logical_id=_function_id(template, target["Arn"]),
+            )
+        )
+
+    for logical_id, props in by_type.get("AWS::SSM::Parameter", []):
+        template.ssm_parameters.append(
+            SsmParameter(
+                logical_id, symbols[logical_id]["Ref"], props.get("Type", "String"), str(props["Value"])
+            )
+        )
+    template.event_buses = [symbols[lid]["Ref"] for lid, _ in by_type.get("AWS::Events::EventBus", [])]
+    template.email_identities = [
+        props["EmailIdentity"]
+        for _, props in by_type.get("AWS::SES::EmailIdentity", [])
+        if "EmailIdentity" in props
+    ]
+
+
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+)
+
+
+def _queue_attributes(props: dict[str, Any]) -> dict[str, str]:
+    attributes = {key: _env_str(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
+    for key in ("RedrivePolicy", "RedriveAllowPolicy"):
+        if key in props:
+            value = props[key]
+            attributes[key] = value if isinstance(value, str) else json.dumps(value)
+    # Encryption settings (SqsManagedSseEnabled, KmsMasterKeyId) have no local meaning and are left out.
+    return attributes
+
+
+def _function_id(template: Template, target_arn: str) -> str | None:
+    try:
+        return template.function(target_arn).logical_id
+    except KeyError:
+        return None
+
+
+def _http_api(logical_id: str, body: dict[str, Any], template: Template) -> HttpApi:
+    authorizers = {}
+    for name, scheme in ((body.get("components") or {}).get("securitySchemes") or {}).items():
+        spec = scheme.get("x-amazon-apigateway-authorizer") or {}
+        if spec.get("type") != "jwt":
+            raise TemplateError(
+                f"{logical_id}: authorizer {name} ({spec.get('type')}) is not supported locally"
+            )
+        jwt_config = spec["jwtConfiguration"]
+        authorizers[name] = JwtAuthorizer(
+            name=name,
+            identity_source=spec.get("identitySource", "$request.header.Authorization"),
+            issuer=jwt_config["issuer"],
+            audience=tuple(_as_list(jwt_config.get("audience"))),
+        )
+    default_security = body.get("security") or []
+    routes = []
+    for path, operations in (body.get("paths") or {}).items():
+        for method, op in operations.items():
+            integration = op.get("x-amazon-apigateway-integration") if isinstance(op, dict) else None
+            if not integration:
+                continue
+            match = _INVOKE_URI.search(str(integration.get("uri", "")))
+            if not match:
+                raise TemplateError(
+                    f"{logical_id} {method} {path}: only Lambda proxy integrations run locally"
+                )
+            authorizer, scopes = None, ()
+            for requirement in op.get("security", default_security):
+                for name, requirement_scopes in requirement.items():
+                    if name != "NONE":
+                        authorizer, scopes = name, tuple(requirement_scopes)
+            routes.append(
+                HttpRoute(
+                    api_logical_id=logical_id,
+                    method="ANY" if method == "x-amazon-apigateway-any-method" else method.upper(),
+                    path="$default" if path in ("$default", "/$default") else path,
+                    function_logical_id=template.function(match["arn"]).logical_id,
+                    authorizer=authorizer,
+                    scopes=scopes,
+                    payload_format_version=str(integration.get("payloadFormatVersion", "2.0")),
+                    timeout_ms=int(integration.get("timeoutInMillis", 30_000)),
+                )
+            )
+    cors_spec = body.get("x-amazon-apigateway-cors")
+    cors = None
+    if cors_spec:
+        cors = CorsConfig(
+            allow_origins=tuple(_as_list(cors_spec.get("allowOrigins"))),
+            allow_methods=tuple(m.upper() for m in _as_list(cors_spec.get("allowMethods"))),
+            allow_headers=tuple(_as_list(cors_spec.get("allowHeaders"))),
+            expose_headers=tuple(_as_list(cors_spec.get("exposeHeaders"))),
+            max_age=int(cors_spec["maxAge"]) if "maxAge" in cors_spec else None,
+            allow_credentials=bool(cors_spec.get("allowCredentials", False)),
+        )
+    return HttpApi(logical_id, tuple(routes), cors, authorizers)
+
+
+def _event_source_mapping(logical_id: str, props: dict[str, Any], template: Template) -> EventSourceMapping:
+    source_arn = props["EventSourceArn"]
+    kind = "dynamodb" if ":dynamodb:" in source_arn else "sqs" if ":sqs:" in source_arn else ""
+    if not kind:
+        raise TemplateError(f"{logical_id}: event source {source_arn} is not supported locally")
+    filters = tuple(
+        json.loads(f["Pattern"]) if isinstance(f["Pattern"], str) else f["Pattern"]
+        for f in ((props.get("FilterCriteria") or {}).get("Filters") or [])
+    )
+    on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    return EventSourceMapping(
+        logical_id=logical_id,
+        function_logical_id=template.function(props["FunctionName"]).logical_id,
+        source_arn=source_arn,
+        kind=kind,
+        batch_size=int(props.get("BatchSize", 100 if kind == "dynamodb" else 10)),
+        batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+        starting_position=props.get("StartingPosition"),
+        filters=filters,
+        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+        max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+        max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
+        on_failure_arn=on_failure,
+        enabled=bool(props.get("Enabled", True)),
+    )
+
+
+def _event_rule(logical_id: str, props: dict[str, Any], symbols: dict[str, Any]) -> EventRule:
+    pattern = props["EventPattern"]
+    bus = str(props.get("EventBusName") or "default")
+    return EventRule(
+        logical_id=logical_id,
+        name=props.get("Name") or symbols[logical_id]["Ref"],
+        bus_name=bus.rsplit("/", 1)[-1] if bus.startswith("arn:") else bus,
+        pattern=json.loads(pattern) if isinstance(pattern, str) else pattern,
+        targets=tuple(
+            RuleTarget(
+                id=str(target.get("Id", index)),
+                arn=target["Arn"],
+                input=target.get("Input"),
+                input_transformer=target.get("InputTransformer"),
+                sqs_parameters=target.get("SqsParameters"),
+            )
+            for index, target in enumerate(props.get("Targets", []))
+        ),
+        enabled=props.get("State", "ENABLED") == "ENABLED",
+    )
+
+
+def _rule_schedules(
+    logical_id: str, props: dict[str, Any], symbols: dict[str, Any], template: Template
+) -> list[Schedule]:
+    name = props.get("Name") or symbols[logical_id]["Ref"]
+    return [
+        Schedule(
+            logical_id=logical_id,
+            name=name,
+            kind="rule",
+            expression=props["ScheduleExpression"],
+            timezone="UTC",
+            target_arn=target["Arn"],
+            input=target.get("Input"),
+            enabled=props.get("State", "ENABLED") == "ENABLED",
+            function_logical_id=_function_id(template, target["Arn"]),
+        )
+        for target in props.get("Targets", [])
+    ]

@@ -1,0 +1,34 @@
+"""Records every stream record it gets; items with fail=true are reported as failures."""
+
+import functools
+import json
+import os
+
+import boto3
+
+
+@functools.cache
+def table():
+    return boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+
+
+def handler(event, context):
+    failures = []
+    for record in event["Records"]:
+        image = record["dynamodb"].get("NewImage", {})
+        if image.get("fail", {}).get("BOOL"):
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            continue
+        # A counter, so that a replayed record would show.
+        table().update_item(
+            Key={"PK": "seen#" + image["PK"]["S"]},
+            UpdateExpression="SET #e = :e, #r = :r, batch_size = :b ADD seen_count :one",
+            ExpressionAttributeNames={"#e": "entity", "#r": "record"},
+            ExpressionAttributeValues={
+                ":e": "seen",
+                ":r": json.dumps(record),
+                ":b": len(event["Records"]),
+                ":one": 1,
+            },
+        )
+    return {"batchItemFailures": failures}
