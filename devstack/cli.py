@@ -24,12 +24,15 @@ def _banner(stack: Any) -> str:
     curl = (
         f"curl -s -X POST {url}/capture/form -d first_name=Ada -d last_name=Lovelace -d email=ada@example.com"
     )
+    # The docs line appears once the template routes /docs to a function; the banner only shows what answers.
+    has_docs = any(route.path == "/docs" for route in stack.template.routes)
+    docs = [f"  API docs   {url}/docs   (OpenAPI: {url}/openapi.json)"] if has_docs else []
     return "\n".join(
         [
             "",
             f"LeadFlow local stack is up ({stack.startup_seconds:.1f}s)",
             f"  API        {url}",
-            f"  API docs   {url}/docs   (OpenAPI: {url}/openapi.json)",
+            *docs,
             f"  Outbox     {url}/_local/outbox   (JSON: {url}/_local/outbox.json)",
             f"  JWKS       {url}/_local/jwks.json",
             f"  Data       {stack.data.root}",

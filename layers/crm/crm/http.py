@@ -76,7 +76,7 @@ def _field_name(location: tuple[Any, ...]) -> str:
 def problems_from_pydantic(errors: list[Any]) -> list[FieldProblem]:
     problems = []
     for error in errors:
-        message = error.get("msg") or error.get("type", "invalid")
+        message = str(error.get("msg") or error.get("type", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             message = "unknown field"
         elif error.get("type") == "missing":
