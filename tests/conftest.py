@@ -21,7 +21,7 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 # The domain layer reads POWERTOOLS_* when first imported, as in Lambda: import it after the above.
-from crm import aws, capture_http, idempotency, leads_http  # noqa: E402
+from crm import aws, idempotency, services  # noqa: E402
 from crm.settings import get_settings  # noqa: E402
 
 from devstack.template import Template, load_template  # noqa: E402
@@ -38,8 +38,7 @@ def reset_cached_clients() -> None:
 
     aws.reset()
     get_settings.cache_clear()
-    capture_http.capture_service.cache_clear()
-    leads_http.lead_repository.cache_clear()
+    services.reset()
     idempotency._persistence.cache_clear()
     parameters.clear_caches()
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -36,6 +37,8 @@ from crm.observability import logger
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 200
+# Routes behind the API's JWT authorizer declare this, so the OpenAPI document says so.
+JWT: list[dict[str, list[str]]] = [{"CognitoJwt": []}]
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], HTTPStatus]] = [
     (InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY),
@@ -48,6 +51,36 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], HTTPStatus]] = [
     (Conflict, HTTPStatus.CONFLICT),
     (RetryableError, HTTPStatus.SERVICE_UNAVAILABLE),
 ]
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed body (not JSON, not UTF-8, not an object)",
+    401: "Missing or invalid credentials or signature",
+    403: "Not allowed for this role",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflict: a stale version, or a request with this Idempotency-Key still in progress",
+    413: "Body too large",
+    415: "Unsupported Content-Type",
+    422: "Invalid fields, each named in `fields`",
+    503: "Temporarily unavailable; retry after `Retry-After` seconds",
+}
+
+
+def documented_responses(
+    success: dict[int, tuple[str, type[BaseModel] | None]], *errors: int
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses for a route: its successes and the error bodies it can answer with."""
+    documented: dict[int, OpenAPIResponse] = {}
+    for status, (description, model) in success.items():
+        documented[status] = {"description": description}
+        if model is not None:
+            documented[status]["content"] = {JSON: {"model": model}}
+    for status in errors:
+        documented[status] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {JSON: {"model": ErrorResponse}},
+        }
+    return documented
 
 
 def json_response(status: int, model: BaseModel, headers: dict[str, str] | None = None) -> Response[str]:

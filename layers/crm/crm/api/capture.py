@@ -1,38 +1,27 @@
-"""The capture endpoints' request handling: read and check the request, call CaptureService, answer.
-
-Functions call these from their routes; each returns a Powertools Response.
-"""
+"""Public capture routes: read and check the request, call CaptureService, answer with the id only."""
 
 import time
-from functools import cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crm import idempotency
-from crm.api_models import CaptureResponse, ChatCaptureRequest, CreateLeadRequest, LeadFields, LeadResponse
-from crm.auth import Principal
-from crm.capture import CaptureResult, CaptureService
+from crm import idempotency, services
+from crm.api_models import CaptureResponse, ChatCaptureRequest, LeadFields
+from crm.capture import CaptureResult
 from crm.domain import Channel, new_id
 from crm.errors import InvalidInput, Unauthorized
-from crm.http import model_from, parse_body, parse_json_object, raw_body
+from crm.http import documented_responses, model_from, parse_body, parse_json_object, raw_body
 from crm.observability import logger, metrics
 from crm.partner_secrets import partner_secrets
-from crm.repository import LeadRepository
 from crm.settings import get_settings
 from crm.webhooks import PARTNER_NAME, verify_signature
 
 _LEAD_FIELD_NAMES = frozenset(LeadFields.model_fields) - {"lead_source", "custom_fields"}
 _REDIRECT_FIELD = "redirect"
-
-
-@cache
-def capture_service() -> CaptureService:
-    settings = get_settings()
-    return CaptureService(LeadRepository(settings.table_name, shards=settings.index_shards))
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -49,7 +38,7 @@ def _answer(produced: dict[str, Any]) -> Response[str]:
     )
 
 
-def _run(
+def respond_once(
     event: dict[str, Any], scope: str, body: bytes, context: LambdaContext | None, produce: Any
 ) -> Response[str]:
     """Honour an Idempotency-Key header when present; without one a new lead costs one DynamoDB call."""
@@ -58,7 +47,7 @@ def _run(
     return _answer(produced)
 
 
-def _record(result: CaptureResult, channel: Channel) -> None:
+def record_capture(result: CaptureResult, channel: Channel) -> None:
     metrics.add_dimension(name="channel", value=channel.value)
     metrics.add_metric(name="LeadsCaptured" if result.created else "LeadsMerged", unit="Count", value=1)
     logger.info(
@@ -119,11 +108,11 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
     submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
 
     def produce() -> dict[str, Any]:
-        result = capture_service().capture(submission)
-        _record(result, Channel.WEBSITE_FORM)
+        result = services.capture_service().capture(submission)
+        record_capture(result, Channel.WEBSITE_FORM)
         return _public_answer(result.lead_id, result.created, redirect)
 
-    return _run(event, "capture/form", body, context, produce)
+    return respond_once(event, "capture/form", body, context, produce)
 
 
 def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Response[str]:
@@ -136,11 +125,11 @@ def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Respon
     )
 
     def produce() -> dict[str, Any]:
-        result = capture_service().capture(submission)
-        _record(result, Channel.LIVE_CHAT)
+        result = services.capture_service().capture(submission)
+        record_capture(result, Channel.LIVE_CHAT)
         return _public_answer(result.lead_id, result.created)
 
-    return _run(event, "capture/chat", body, context, produce)
+    return respond_once(event, "capture/chat", body, context, produce)
 
 
 def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext | None) -> Response[str]:
@@ -159,30 +148,79 @@ def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext 
     submission = request.to_submission(Channel.PARTNER_WEBHOOK, partner, f"partner:{partner}")
 
     def produce() -> dict[str, Any]:
-        result = capture_service().capture(submission)
-        _record(result, Channel.PARTNER_WEBHOOK)
+        result = services.capture_service().capture(submission)
+        record_capture(result, Channel.PARTNER_WEBHOOK)
         return _public_answer(result.lead_id, result.created)
 
-    return _run(event, f"webhooks/{partner}", body, context, produce)
+    return respond_once(event, f"webhooks/{partner}", body, context, produce)
 
 
-def create_lead(event: dict[str, Any], principal: Principal, context: LambdaContext | None) -> Response[str]:
-    """System API: strict input; the caller is authenticated, so it gets the lead back."""
-    settings = get_settings()
-    body = raw_body(event, settings.max_body_bytes)
-    data = parse_body(event.get("headers") or {}, body)
-    request = model_from(CreateLeadRequest, data)
-    submission = request.to_submission(Channel.API, Channel.API.value, principal.actor)
+def build_router() -> Router:
+    router = Router()
 
-    def produce() -> dict[str, Any]:
-        result = capture_service().capture(submission)
-        _record(result, Channel.API)
-        status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
-        headers = {"Location": f"/leads/{result.lead_id}"}
-        return {
-            "status": status,
-            "body": LeadResponse.from_lead(result.lead).model_dump_json(),
-            "headers": headers,
-        }
+    @router.post(
+        "/capture/form",
+        summary="Capture a lead from a website form",
+        description="JSON or application/x-www-form-urlencoded. Unknown fields are kept in custom_fields; "
+        "`redirect` answers 303 to an allowed origin; a filled honeypot field stores nothing.",
+        tags=["Capture"],
+        responses=documented_responses(
+            {
+                201: ("A new lead", CaptureResponse),
+                200: ("Merged into the lead with this email", CaptureResponse),
+                303: ("Redirect to the thank-you page", None),
+            },
+            400,
+            413,
+            415,
+            422,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "LeadFields"},
+    )
+    def capture_form_route() -> Response[str]:
+        return capture_form(router.current_event.raw_event, router.lambda_context)
 
-    return _run(event, "leads", body, context, produce)
+    @router.post(
+        "/capture/chat",
+        summary="Capture a lead from a live chat, with its transcript",
+        tags=["Capture"],
+        responses=documented_responses(
+            {
+                201: ("A new lead", CaptureResponse),
+                200: ("Merged into the lead with this email", CaptureResponse),
+            },
+            400,
+            413,
+            415,
+            422,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "ChatCaptureRequest"},
+    )
+    def capture_chat_route() -> Response[str]:
+        return capture_chat(router.current_event.raw_event, router.lambda_context)
+
+    @router.post(
+        "/webhooks/<partner>",
+        summary="Capture a lead delivered by a partner (HMAC-signed)",
+        description='Header `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">`.',
+        tags=["Capture"],
+        responses=documented_responses(
+            {
+                201: ("A new lead", CaptureResponse),
+                200: ("Merged into the lead with this email", CaptureResponse),
+            },
+            400,
+            401,
+            413,
+            415,
+            422,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "LeadFields"},
+    )
+    def partner_webhook_route(partner: str) -> Response[str]:
+        return capture_webhook(router.current_event.raw_event, partner, router.lambda_context)
+
+    return router

@@ -1,0 +1,91 @@
+"""The authenticated leads API (system integrations, reps and managers)."""
+
+import re
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crm import services
+from crm.api.capture import record_capture, respond_once
+from crm.api_models import ActivityResponse, CreateLeadRequest, LeadDetailResponse, LeadResponse
+from crm.auth import Principal, principal_from_event
+from crm.domain import Channel
+from crm.errors import NotFound
+from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.settings import get_settings
+
+_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def get_lead(lead_id: str, principal: Principal) -> Response[str]:
+    found = services.lead_repository().get_with_activities(lead_id) if _LEAD_ID.match(lead_id) else None
+    if found is None:
+        raise NotFound(f"No lead with id {lead_id}")
+    lead, activities = found
+    detail = LeadDetailResponse(
+        **LeadResponse.from_lead(lead).model_dump(),
+        activities=[ActivityResponse.from_activity(activity) for activity in activities],
+    )
+    return json_response(HTTPStatus.OK, detail)
+
+
+def create_lead(event: dict[str, Any], principal: Principal, context: LambdaContext | None) -> Response[str]:
+    """System API: strict input; the caller is authenticated, so it gets the lead back."""
+    settings = get_settings()
+    body = raw_body(event, settings.max_body_bytes)
+    data = parse_body(event.get("headers") or {}, body)
+    request = model_from(CreateLeadRequest, data)
+    submission = request.to_submission(Channel.API, Channel.API.value, principal.actor)
+
+    def produce() -> dict[str, Any]:
+        result = services.capture_service().capture(submission)
+        record_capture(result, Channel.API)
+        status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
+        headers = {"Location": f"/leads/{result.lead_id}"}
+        return {
+            "status": status,
+            "body": LeadResponse.from_lead(result.lead).model_dump_json(),
+            "headers": headers,
+        }
+
+    return respond_once(event, "leads", body, context, produce)
+
+
+def build_router() -> Router:
+    router = Router()
+
+    @router.post(
+        "/leads",
+        summary="Create a lead (system API)",
+        description="Strict: unknown fields are refused. A known email merges into its lead and answers 200.",
+        tags=["Leads"],
+        security=JWT,
+        responses=documented_responses(
+            {201: ("The new lead", LeadResponse), 200: ("The lead this email already had", LeadResponse)},
+            400,
+            401,
+            413,
+            415,
+            422,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "CreateLeadRequest"},
+    )
+    def create_lead_route() -> Response[str]:
+        event = router.current_event.raw_event
+        return create_lead(event, principal_from_event(event), router.lambda_context)
+
+    @router.get(
+        "/leads/<lead_id>",
+        summary="A lead with its activities, newest first",
+        tags=["Leads"],
+        security=JWT,
+        responses=documented_responses({200: ("The lead", LeadDetailResponse)}, 401, 404),
+    )
+    def get_lead_route(lead_id: str) -> Response[str]:
+        return get_lead(lead_id, principal_from_event(router.current_event.raw_event))
+
+    return router
