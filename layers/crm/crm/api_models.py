@@ -144,6 +144,7 @@ class LeadResponse(BaseModel):
     qualified_at: UtcDatetime | None
     assigned_to: str | None
     assigned_at: UtcDatetime | None
+    team: str | None
     converted: bool
     converted_at: UtcDatetime | None
     contact_id: str | None

@@ -18,6 +18,7 @@ class Principal:
     subject: str
     email: str | None
     groups: frozenset[str]
+    teams: frozenset[str] = frozenset()
 
     @property
     def roles(self) -> frozenset[Role]:

@@ -56,6 +56,7 @@ class Lead(BaseModel):
     qualified_at: UtcDatetime | None = None
     assigned_to: str | None = None
     assigned_at: UtcDatetime | None = None
+    team: str | None = None
     converted: bool = False
     converted_at: UtcDatetime | None = None
     contact_id: str | None = None

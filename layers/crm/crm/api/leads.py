@@ -10,11 +10,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm import services
 from crm.api.capture import record_capture, respond_once
-from crm.api_models import ActivityResponse, CreateLeadRequest, LeadDetailResponse, LeadResponse
+from crm.api_models import (
+    ActivityResponse,
+    CaptureResponse,
+    CreateLeadRequest,
+    LeadDetailResponse,
+    LeadResponse,
+)
 from crm.auth import Principal, principal_from_event
 from crm.domain import Channel
-from crm.errors import NotFound
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.permissions import can_view, visible_lead
 from crm.settings import get_settings
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -22,9 +28,8 @@ _LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 def get_lead(lead_id: str, principal: Principal) -> Response[str]:
     found = services.lead_repository().get_with_activities(lead_id) if _LEAD_ID.match(lead_id) else None
-    if found is None:
-        raise NotFound(f"No lead with id {lead_id}")
-    lead, activities = found
+    lead = visible_lead(principal, found[0] if found else None, lead_id)
+    activities = found[1] if found else []
     detail = LeadDetailResponse(
         **LeadResponse.from_lead(lead).model_dump(),
         activities=[ActivityResponse.from_activity(activity) for activity in activities],
@@ -45,11 +50,14 @@ def create_lead(event: dict[str, Any], principal: Principal, context: LambdaCont
         record_capture(result, Channel.API)
         status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
         headers = {"Location": f"/leads/{result.lead_id}"}
-        return {
-            "status": status,
-            "body": LeadResponse.from_lead(result.lead).model_dump_json(),
-            "headers": headers,
-        }
+        # A known email may belong to a lead the caller may not see: then only its id is returned.
+        visible = result.created or can_view(principal, result.lead)
+        body = (
+            LeadResponse.from_lead(result.lead)
+            if visible
+            else CaptureResponse(id=result.lead_id, created=False)
+        )
+        return {"status": status, "body": body.model_dump_json(), "headers": headers}
 
     return respond_once(event, "leads", body, context, produce)
 
@@ -64,7 +72,13 @@ def build_router() -> Router:
         tags=["Leads"],
         security=JWT,
         responses=documented_responses(
-            {201: ("The new lead", LeadResponse), 200: ("The lead this email already had", LeadResponse)},
+            {
+                201: ("The new lead", LeadResponse),
+                200: (
+                    "The lead this email already had (its id only if the caller may not see it)",
+                    LeadResponse,
+                ),
+            },
             400,
             401,
             413,
