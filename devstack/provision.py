@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from .seed import Seed
-from .template import Queue, Table, Template
+from .template import LOCAL_REGION, Queue, Table, Template
 
 log = logging.getLogger("devstack")
 
@@ -148,3 +154,44 @@ def provision(clients: Any, template: Template, seed: Seed) -> None:
     create_parameters(clients.ssm, template, seed)
     create_event_buses(clients.events, template)
     verify_email_identities(clients.sesv2, template, seed)
+
+
+def start_app_seeding(
+    template: Template, seed: Seed, dynamodb_endpoint: str, users_file: Path
+) -> subprocess.Popen[str] | None:
+    """Start the application's own seeding (`python -m crm.seeding`, from the template's layer) with the
+    seed's demo users, so a fresh stack has its users and default assignment rules. Runs in a child process
+    while the rest of the stack starts; None when no layer of the template has that entry point."""
+    layer = next((lyr for lyr in template.layers if (lyr.content_dir / "crm" / "seeding.py").exists()), None)
+    if layer is None:
+        return None
+    users_file.write_text(json.dumps({"users": [dataclasses.asdict(user) for user in seed.users]}))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(layer.content_dir),
+        "TABLE_NAME": template.global_environment.get("TABLE_NAME", ""),
+        "DEFAULT_TEAM": template.global_environment.get("DEFAULT_TEAM", "sales"),
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
+    env.pop("AWS_PROFILE", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "crm.seeding", "--users", str(users_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_app_seeding(process: subprocess.Popen[str] | None, timeout: float = 120.0) -> str:
+    """Wait for `start_app_seeding`; its summary line, or RuntimeError with what went wrong."""
+    if process is None:
+        return ""
+    out, err = process.communicate(timeout=timeout)
+    if process.returncode != 0:
+        raise RuntimeError(f"seeding the application failed: {(err or out).strip()[-2000:]}")
+    return out.strip()

@@ -30,7 +30,7 @@ from .gateway import ApiGateway, GatewayServer
 from .lockfile import StackLock
 from .moto_server import MotoServer
 from .paths import DataDir, data_dir
-from .provision import provision
+from .provision import finish_app_seeding, provision, start_app_seeding
 from .pumps import CheckpointStore, QueuePump, StreamPump
 from .schedules import ScheduleRunner
 from .seed import Seed, load_seed
@@ -126,12 +126,19 @@ class LocalStack:
         self.template = template
         self.clients = self._clients()
         provision(self.clients, template, self.seed)
+        # Demo users and default assignment rules, by the application's seeding entry point (crm.seeding).
+        seeding = start_app_seeding(
+            template, self.seed, self.dynamodb_local.endpoint_url, self.data.root / "seed-users.json"
+        )
         overrides = self._worker_overrides()
         for function in template.functions.values():
             self.pools[function.logical_id] = FunctionPool(
                 function, lambda_environment(function, overrides), self.log, self.workers_per_function
             )
         self._start_pumps(template, create_event_rules(self.clients.events, self.clients.sqs, template))
+        seeded = finish_app_seeding(seeding)
+        if seeded:
+            self.log(f"[seed] {seeded}")
         self.server.serve(ApiGateway(template, self, self.log))
         if self.prewarm:
             for pool in self.pools.values():

@@ -2,12 +2,13 @@
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm.api import leads
+from crm.api import leads, tasks
 from crm.http import build_resolver
 from crm.observability import logger, metrics, tracer
 
 app = build_resolver()
 app.include_router(leads.build_router())
+app.include_router(tasks.build_router())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

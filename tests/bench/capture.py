@@ -178,7 +178,8 @@ def main() -> None:
     function_env = dict(template.function("CaptureFunction").environment)
     with DynamoDBLocal() as database:
         os.environ.update(function_env)
-        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # one log line per capture would drown the figures
+        # One log line and one metric per capture would drown the figures.
+        os.environ.update(POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_METRICS_DISABLED="true")
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = database.endpoint_url
         client = boto3.client("dynamodb", endpoint_url=database.endpoint_url)
         create_tables(client, template)

@@ -145,9 +145,12 @@ class LeadResponse(BaseModel):
     assigned_to: str | None
     assigned_at: UtcDatetime | None
     team: str | None
+    nurture: bool = False
     converted: bool
     converted_at: UtcDatetime | None
     contact_id: str | None
+    company_id: str | None = None
+    deal_id: str | None = None
     custom_fields: dict[str, Any]
     created_at: UtcDatetime
     updated_at: UtcDatetime

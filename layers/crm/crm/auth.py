@@ -46,5 +46,9 @@ def principal_from_event(event: dict[str, Any]) -> Principal:
     if not subject:
         raise Unauthorized("A signed-in user is required")
     return Principal(
-        subject=str(subject), email=claims.get("email"), groups=_groups(claims.get("cognito:groups"))
+        subject=str(subject),
+        email=claims.get("email"),
+        groups=_groups(claims.get("cognito:groups")),
+        # The user's team(s) when the identity provider issues them (the local stack's tokens do).
+        teams=_groups(claims.get("custom:team")),
     )

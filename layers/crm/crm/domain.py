@@ -57,9 +57,14 @@ class Lead(BaseModel):
     assigned_to: str | None = None
     assigned_at: UtcDatetime | None = None
     team: str | None = None
+    # Below the sales threshold when scored: left to nurture sequences instead of a rep (crm.routing).
+    nurture: bool = False
     converted: bool = False
     converted_at: UtcDatetime | None = None
     contact_id: str | None = None
+    # Set by conversion, beside contact_id (crm.conversion).
+    company_id: str | None = None
+    deal_id: str | None = None
     custom_fields: dict[str, Any] = {}
     created_at: UtcDatetime
     updated_at: UtcDatetime

@@ -81,3 +81,40 @@ class RetryableError(DomainError):
     """A transient failure (throttling, transaction conflict): the client may try again."""
 
     code = "temporarily_unavailable"
+
+
+class BadQuery(InvalidInput):
+    """Query parameters that no index can answer together, or a cursor that is not this query's (400)."""
+
+    code = "bad_query"
+
+
+class PreconditionRequired(InvalidInput):
+    """A change that needs the version the client read (If-Match or `version`) came without one."""
+
+    code = "precondition_required"
+
+
+class InvalidTransition(Conflict):
+    """The lead's current status does not allow the requested one (see crm.lifecycle.TRANSITIONS)."""
+
+    code = "invalid_transition"
+
+
+class NotQualified(Conflict):
+    """Conversion of a lead that is not qualified, without an allowed `force`."""
+
+    code = "lead_not_qualified"
+
+
+class EmailTaken(Conflict):
+    """Another lead already owns the email a change asks for (its id is not revealed)."""
+
+    code = "email_taken"
+
+
+class PermanentFailure(DomainError):
+    """A queued job that can never succeed as it stands (e.g. an unknown recipient): retrying is pointless,
+    so its message goes to the dead-letter queue at once, with this message as the reason."""
+
+    code = "permanent_failure"

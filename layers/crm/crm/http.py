@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from crm.api_models import ErrorField, ErrorResponse
 from crm.errors import (
+    BadQuery,
     Conflict,
     DomainError,
     FieldProblem,
@@ -28,6 +29,7 @@ from crm.errors import (
     MalformedBody,
     NotFound,
     PayloadTooLarge,
+    PreconditionRequired,
     RetryableError,
     Unauthorized,
     UnsupportedMediaType,
@@ -41,6 +43,8 @@ MAX_FORM_FIELDS = 200
 JWT: list[dict[str, list[str]]] = [{"CognitoJwt": []}]
 
 _STATUS_BY_ERROR: list[tuple[type[DomainError], HTTPStatus]] = [
+    (PreconditionRequired, HTTPStatus.PRECONDITION_REQUIRED),  # before InvalidInput, its base
+    (BadQuery, HTTPStatus.BAD_REQUEST),  # before InvalidInput, its base
     (InvalidInput, HTTPStatus.UNPROCESSABLE_ENTITY),
     (MalformedBody, HTTPStatus.BAD_REQUEST),
     (UnsupportedMediaType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
@@ -54,7 +58,8 @@ _STATUS_BY_ERROR: list[tuple[type[DomainError], HTTPStatus]] = [
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Malformed body (not JSON, not UTF-8, not an object)",
+    400: "Malformed body (not JSON, not UTF-8, not an object), or query parameters no index serves "
+    "together, or a cursor from another query (named in `fields`)",
     401: "Missing or invalid credentials or signature",
     403: "Not allowed for this role",
     404: "Not found (or not visible to the caller)",
@@ -62,6 +67,7 @@ _ERROR_DESCRIPTIONS = {
     413: "Body too large",
     415: "Unsupported Content-Type",
     422: "Invalid fields, each named in `fields`",
+    428: "The version is required (`If-Match` header or `version` in the body)",
     503: "Temporarily unavailable; retry after `Retry-After` seconds",
 }
 

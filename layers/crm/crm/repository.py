@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from crm import aws
 from crm.domain import Activity, Lead
 from crm.errors import DuplicateEmail, RetryableError, VersionConflict
+from crm.lead_index import list_index_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -70,6 +71,9 @@ class LeadItem(BaseModel):
     PK: str
     SK: str
     entity: str = "lead"
+    # Who wrote the item last: the scoring function's score writes say "scoring", and its stream filter
+    # skips exactly those (no loops). Every other write of a lead must say "lead" (this Put does).
+    written_by: str = "lead"
     GSI1PK: str
     GSI1SK: str
     GSI2PK: str
@@ -90,6 +94,7 @@ class LeadItem(BaseModel):
             GSI2SK=created,
             GSI3PK=f"SOURCE#{lead.lead_source.lower()}#{shard}",
             GSI3SK=created,
+            **list_index_attributes(lead, shards),  # the list indexes (crm.lead_index)
             **_lead_attributes(lead),
         )
 

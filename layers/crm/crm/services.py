@@ -1,10 +1,32 @@
 """Composition root: the services each function uses, built once per execution environment."""
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from crm.capture import CaptureService
 from crm.repository import LeadRepository
 from crm.settings import get_settings
+
+if TYPE_CHECKING:  # imported where built, so the capture function's cold start does not pay for them
+    from crm.analytics_service import AnalyticsService
+    from crm.assignment_repository import AssignmentRepository
+    from crm.assignment_rule_service import AssignmentRuleService
+    from crm.assignment_service import AssignmentService
+    from crm.conversion import ConversionService
+    from crm.cursor import CursorCodec
+    from crm.domain import Lead
+    from crm.lead_events import LeadEventsDispatcher
+    from crm.lead_query_service import LeadQueryService
+    from crm.lifecycle import LifecycleService, TaskService
+    from crm.list_repository import LeadListRepository
+    from crm.notification_service import NotificationService
+    from crm.queues import SqsPublisher
+    from crm.routing import RoutingService
+    from crm.scoring_service import ActivityService, RescoreService, RuleService, ScoringService
+    from crm.search import SearchIndex
+    from crm.ses_events import EmailEventRecorder
+    from crm.user_repository import UserRepository
+    from crm.user_service import UserService
 
 
 @cache
@@ -15,10 +37,268 @@ def lead_repository() -> LeadRepository:
 
 @cache
 def capture_service() -> CaptureService:
-    return CaptureService(lead_repository())
+    return CaptureService(lead_repository(), assign_now=_assign_chat_lead)
+
+
+def _assign_chat_lead(lead: "Lead") -> None:
+    # Live chat leads are assigned during the capture; the assignment code loads only when a chat arrives.
+    from crm.routing import assign_chat_lead
+
+    assign_chat_lead(lead)
+
+
+@cache
+def lifecycle_service() -> "LifecycleService":
+    from crm.lifecycle import LifecycleService
+    from crm.lifecycle_repository import LeadChangeRepository
+
+    settings = get_settings()
+    changes = LeadChangeRepository(settings.table_name, settings.index_shards)
+    return LifecycleService(lead_repository(), changes)
+
+
+@cache
+def task_service() -> "TaskService":
+    from crm.lifecycle import TaskService
+    from crm.task_repository import TaskRepository
+
+    settings = get_settings()
+    return TaskService(lead_repository(), TaskRepository(settings.table_name, settings.index_shards))
+
+
+@cache
+def conversion_service() -> "ConversionService":
+    from crm.conversion import ConversionService
+    from crm.conversion_repository import ConversionRepository
+
+    settings = get_settings()
+    return ConversionService(
+        lead_repository(),
+        ConversionRepository(settings.table_name, settings.index_shards),
+        require_qualified=settings.conversion_requires_qualification,
+    )
+
+
+@cache
+def scoring_service() -> "ScoringService":
+    from crm.scoring_repository import ScoreRepository, ScoringRuleRepository
+    from crm.scoring_service import ScoringService
+
+    settings = get_settings()
+    return ScoringService(
+        ScoreRepository(settings.table_name, settings.index_shards),
+        ScoringRuleRepository(settings.table_name),
+        half_life_days=settings.score_half_life_days,
+    )
+
+
+@cache
+def rescore_service() -> "RescoreService":
+    from crm.rescore_queue import SqsRescoreQueue
+    from crm.scoring_repository import RescoreJobRepository
+    from crm.scoring_service import RescoreService
+
+    settings = get_settings()
+    scoring = scoring_service()
+    return RescoreService(
+        RescoreJobRepository(settings.table_name),
+        scoring.rules,
+        scoring,
+        SqsRescoreQueue(settings.rescore_queue_url),
+        shards=settings.index_shards,
+        page_size=settings.rescore_page_size,
+        concurrency=settings.rescore_concurrency,
+    )
+
+
+@cache
+def rule_service() -> "RuleService":
+    from crm.scoring_service import RuleService
+
+    return RuleService(scoring_service().rules)
+
+
+@cache
+def activity_service() -> "ActivityService":
+    from crm.scoring_service import ActivityService
+
+    return ActivityService(lead_repository(), scoring_service().scores)
+
+
+# ---------------------------------------------------------------- assignment and notifications
+
+
+@cache
+def user_repository() -> "UserRepository":
+    from crm.user_repository import UserRepository
+
+    return UserRepository(get_settings().table_name)
+
+
+@cache
+def assignment_repository() -> "AssignmentRepository":
+    from crm.assignment_repository import AssignmentRepository
+
+    settings = get_settings()
+    return AssignmentRepository(settings.table_name, shards=settings.index_shards)
+
+
+@cache
+def publisher() -> "SqsPublisher":
+    from crm.queues import SqsPublisher
+
+    return SqsPublisher()
+
+
+@cache
+def assignment_service() -> "AssignmentService":
+    from crm.assignment_service import AssignmentService
+
+    settings = get_settings()
+    return AssignmentService(
+        lead_repository(),
+        assignment_repository(),
+        user_repository(),
+        publisher(),
+        default_team=settings.default_team,
+        after_hours_policy=settings.after_hours_policy,
+        notification_queue_url=settings.notification_queue_url,
+    )
+
+
+@cache
+def routing_service() -> "RoutingService":
+    from crm.routing import RoutingService
+
+    settings = get_settings()
+    return RoutingService(
+        lead_repository(),
+        assignment_repository(),
+        publisher(),
+        assignment_queue_url=settings.assignment_queue_url,
+        sales_threshold=settings.sales_threshold,
+    )
+
+
+@cache
+def notification_service() -> "NotificationService":
+    from datetime import timedelta
+
+    from crm.email import SesEmailSender
+    from crm.notification_repository import NotificationRepository
+    from crm.notification_service import NotificationService
+
+    settings = get_settings()
+    return NotificationService(
+        lead_repository(),
+        user_repository(),
+        NotificationRepository(settings.table_name),
+        SesEmailSender(settings.notification_sender, settings.ses_configuration_set),
+        public_base_url=settings.public_base_url,
+        # A sender that died mid-send holds its claim this long; then a retry may send.
+        lease=timedelta(seconds=120),
+    )
+
+
+@cache
+def email_event_recorder() -> "EmailEventRecorder":
+    from crm.notification_repository import NotificationRepository
+    from crm.ses_events import EmailEventRecorder
+
+    return EmailEventRecorder(NotificationRepository(get_settings().table_name))
+
+
+@cache
+def user_service() -> "UserService":
+    from crm.user_service import UserService
+
+    return UserService(user_repository(), assignment_repository(), routing_service())
+
+
+@cache
+def assignment_rule_service() -> "AssignmentRuleService":
+    from crm.assignment_rule_service import AssignmentRuleService
+
+    return AssignmentRuleService(assignment_repository())
+
+
+@cache
+def lead_events_dispatcher() -> "LeadEventsDispatcher":
+    from crm.lead_events import LeadEventsDispatcher, default_handlers
+
+    return LeadEventsDispatcher(default_handlers())
+
+
+def index_shards() -> int:
+    return get_settings().index_shards
+
+
+@cache
+def list_repository() -> "LeadListRepository":
+    from crm.list_repository import LeadListRepository
+
+    return LeadListRepository(get_settings().table_name)
+
+
+@cache
+def search_index() -> "SearchIndex":
+    from crm.search_repository import DynamoSearchIndex
+
+    return DynamoSearchIndex(get_settings().table_name)
+
+
+@cache
+def cursor_codec() -> "CursorCodec":
+    from crm.cursor import CursorCodec, signing_keys
+
+    settings = get_settings()
+    return CursorCodec(lambda: signing_keys(settings.cursor_signing_key, settings.cursor_key_parameter))
+
+
+@cache
+def lead_query_service() -> "LeadQueryService":
+    from crm.lead_query_service import LeadQueryService
+
+    return LeadQueryService(
+        list_repository(), search_index(), lead_repository(), cursor_codec(), index_shards()
+    )
+
+
+@cache
+def analytics_service() -> "AnalyticsService":
+    from crm.analytics_repository import AnalyticsRepository
+    from crm.analytics_service import AnalyticsService
+
+    settings = get_settings()
+    return AnalyticsService(AnalyticsRepository(settings.table_name, settings.index_shards))
 
 
 def reset() -> None:
     """Forget built services (tests switch settings between cases)."""
+    for getter in (
+        user_repository,
+        assignment_repository,
+        publisher,
+        assignment_service,
+        routing_service,
+        notification_service,
+        email_event_recorder,
+        user_service,
+        assignment_rule_service,
+        lead_events_dispatcher,
+        list_repository,
+        search_index,
+        cursor_codec,
+        lead_query_service,
+        analytics_service,
+    ):
+        getter.cache_clear()
+    scoring_service.cache_clear()
+    rescore_service.cache_clear()
+    rule_service.cache_clear()
+    activity_service.cache_clear()
     lead_repository.cache_clear()
     capture_service.cache_clear()
+    lifecycle_service.cache_clear()
+    task_service.cache_clear()
+    conversion_service.cache_clear()

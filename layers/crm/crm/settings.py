@@ -2,6 +2,7 @@
 
 import os
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,6 +21,40 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     honeypot_field: str = "_gotcha"
+    # Assignment and notifications (crm.routing, crm.assignment_service, crm.notification_service).
+    sales_threshold: int = Field(default=70, ge=0, le=1000)
+    default_team: str = Field(default="sales", min_length=1)
+    after_hours_policy: Literal["assign", "wait"] = "assign"
+    assignment_queue_url: str = ""
+    notification_queue_url: str = ""
+    notification_sender: str = "leads@leadflow.local"
+    ses_configuration_set: str = ""
+    # Queue consumers: where a message goes after its last attempt, and the retry backoff's first step.
+    dead_letter_queue_url: str = ""
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    retry_base_seconds: int = Field(default=10, ge=0, le=900)
+    # A lead that is not qualified converts only with `force: true` from a manager or admin.
+    conversion_requires_qualification: bool = True
+    # Lead scoring (crm.scoring_service): behavioural points halve every this many days; 0 or unset: no decay.
+    score_half_life_days: float | None = Field(default=None, gt=0, le=3650)
+    rescore_queue_url: str = ""
+    rescore_page_size: int = Field(default=50, ge=1, le=500)
+    rescore_concurrency: int = Field(default=8, ge=1, le=32)
+
+    # Lists and analytics (crm.lead_queries, crm.analytics): the page cursor's HMAC key, given directly
+    # or (in AWS) as the name of an SSM SecureString; one line per key, newest first, during a rotation.
+    cursor_signing_key: str = ""
+    cursor_key_parameter: str = ""
+
+    @field_validator("score_half_life_days", mode="before")
+    @classmethod
+    def zero_turns_decay_off(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        try:
+            return None if float(value) == 0 else value  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return value  # reported by the field's own validation
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -16,8 +16,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from pydantic import BaseModel
 
-from crm import api_models
-from crm.api import capture, leads
+from crm import (
+    api_models,
+    assignment_api_models,
+    conversion_models,
+    lifecycle_models,
+    query_api_models,
+    scoring_api_models,
+)
+from crm.api import analytics, assignment, capture, conversion, lead_queries, leads, scoring, tasks, users
 from crm.http import FORM, JSON
 
 TITLE = "LeadFlow lead management API"
@@ -26,16 +33,52 @@ JWT_SCHEME = "CognitoJwt"
 _FORM_ROUTES = {("/capture/form", "post")}
 
 # Every router factory of every API function: the document covers all of them.
-ROUTER_FACTORIES: list[Callable[[], Router]] = [capture.build_router, leads.build_router]
+ROUTER_FACTORIES: list[Callable[[], Router]] = [
+    capture.build_router,
+    leads.build_router,
+    tasks.build_router,
+    conversion.build_router,
+    scoring.build_router,
+    users.build_router,
+    assignment.build_router,
+    lead_queries.build_router,
+    analytics.build_router,
+]
 
 
 def _request_models() -> dict[str, type[BaseModel]]:
     models: dict[str, type[BaseModel]] = {}
-    for name in dir(api_models):
-        value = getattr(api_models, name)
-        if isinstance(value, type) and issubclass(value, BaseModel):
-            models[name] = value
+    for module in (
+        api_models,
+        lifecycle_models,
+        conversion_models,
+        scoring_api_models,
+        assignment_api_models,
+        query_api_models,
+    ):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and issubclass(value, BaseModel):
+                models.setdefault(name, value)
     return models
+
+
+def _query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAPI query parameters from a query-parameter model (routes name it in `x-query-model`)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        # An optional parameter's schema is anyOf [its type, null]: its description belongs to the parameter.
+        for part in [prop, *prop.get("anyOf", [])]:
+            if "description" in part:
+                parameter["description"] = part.pop("description")
+        prop.pop("title", None)
+        parameter["schema"] = prop
+        parameters.append(parameter)
+    return parameters
 
 
 def _add_request_bodies(document: dict[str, Any]) -> None:
@@ -43,6 +86,12 @@ def _add_request_bodies(document: dict[str, Any]) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
+            query_model = operation.pop("x-query-model", None)
+            if query_model is not None:
+                operation["parameters"] = [
+                    *operation.get("parameters", []),
+                    *_query_parameters(models[query_model], schemas),
+                ]
             name = operation.pop("x-request-model", None)
             if name is None:
                 continue

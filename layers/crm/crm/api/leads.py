@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm import services
+from crm.api import lifecycle
 from crm.api.capture import record_capture, respond_once
 from crm.api_models import (
     ActivityResponse,
@@ -20,6 +21,7 @@ from crm.api_models import (
 from crm.auth import Principal, principal_from_event
 from crm.domain import Channel
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.lifecycle_models import QualificationResponse
 from crm.permissions import can_view, visible_lead
 from crm.settings import get_settings
 
@@ -34,7 +36,8 @@ def get_lead(lead_id: str, principal: Principal) -> Response[str]:
         **LeadResponse.from_lead(lead).model_dump(),
         activities=[ActivityResponse.from_activity(activity) for activity in activities],
     )
-    return json_response(HTTPStatus.OK, detail)
+    # The ETag is the version: send it back as If-Match on PATCH.
+    return json_response(HTTPStatus.OK, detail, headers={"ETag": f'"{lead.version}"'})
 
 
 def create_lead(event: dict[str, Any], principal: Principal, context: LambdaContext | None) -> Response[str]:
@@ -101,5 +104,64 @@ def build_router() -> Router:
     )
     def get_lead_route(lead_id: str) -> Response[str]:
         return get_lead(lead_id, principal_from_event(router.current_event.raw_event))
+
+    @router.patch(
+        "/leads/<lead_id>",
+        summary="Change a lead's person/company fields and status, with optimistic locking",
+        description=(
+            'Send the version you read as `If-Match: "3"` (or `3`, `W/"3"`) or as `version` in the body: '
+            "a stale version is 409 with `current_version`, no version is 428. Only the fields sent change; "
+            "`null` clears an optional field. `lead_status` follows the lifecycle (qualified and converted "
+            "have their own routes). A new email moves the lead's uniqueness claim, or is 409 when another "
+            "lead has it. Every change is recorded as an activity with old and new values."
+        ),
+        tags=["Leads"],
+        security=JWT,
+        responses=documented_responses(
+            {200: ("The lead as stored (ETag: its version)", LeadResponse)},
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            415,
+            422,
+            428,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "UpdateLeadRequest"},
+    )
+    def update_lead_route(lead_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        return lifecycle.update_lead(event, lead_id, principal_from_event(event))
+
+    @router.post(
+        "/leads/<lead_id>/qualify",
+        summary="Qualify a lead with BANT",
+        description=(
+            "All four of has_budget, has_authority, has_need and has_timeline → qualified (and the task "
+            '"Schedule discovery call", high priority, due in 24 hours, for the lead\'s rep); otherwise '
+            'unqualified. The answers are kept in `custom_fields["bant"]`.'
+        ),
+        tags=["Leads"],
+        security=JWT,
+        responses=documented_responses(
+            {200: ("The lead, and the task qualification created", QualificationResponse)},
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            415,
+            422,
+            503,
+        ),
+        openapi_extensions={"x-request-model": "QualifyLeadRequest"},
+    )
+    def qualify_lead_route(lead_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        return lifecycle.qualify_lead(event, lead_id, principal_from_event(event))
 
     return router

@@ -1,0 +1,30 @@
+"""Scoring: the table's stream (lead inserts and changes, new activities, rule changes) rescores leads.
+
+The event source mapping's filter criteria drop this function's own score writes; each record's handler is
+idempotent (a redelivered record rescores to the same result and writes nothing).
+"""
+
+import logging
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crm import services
+from crm.observability import logger, metrics, tracer
+from crm.scoring_service import StreamBatch
+
+# Failed records are logged with their traceback by Powertools' own (JSON) logger.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, logger=logging.getLogger(logger.name))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    batch = StreamBatch(services.scoring_service(), services.rescore_service())
+
+    def handle(record: DynamoDBRecord) -> None:
+        batch.handle_record(record.raw_event)
+
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

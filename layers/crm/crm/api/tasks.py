@@ -1,0 +1,97 @@
+"""Task routes, served by the leads API function: a rep's open tasks, new tasks under a lead, task edits."""
+
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from crm import services
+from crm.api.lifecycle import checked_id, json_body
+from crm.auth import principal_from_event
+from crm.http import JWT, documented_responses, json_response, model_from
+from crm.lifecycle_models import (
+    CreateTaskRequest,
+    TaskListResponse,
+    TaskQuery,
+    TaskResponse,
+    UpdateTaskRequest,
+    etag,
+    expected_version,
+)
+from crm.observability import logger
+
+
+def build_router() -> Router:
+    router = Router()
+
+    @router.get(
+        "/tasks",
+        summary="Open tasks of an owner, soonest due first",
+        description=(
+            "Query parameters: `owner` (`me`, the default, or a user id: reps may only ask for their own), "
+            "`due_before` (ISO-8601 date or time; only tasks due strictly before it), `limit` (1-200, "
+            "default 50) and `cursor` (the `next_cursor` of the previous page). One Query on an index "
+            "of open tasks."
+        ),
+        tags=["Tasks"],
+        security=JWT,
+        responses=documented_responses({200: ("The open tasks", TaskListResponse)}, 401, 403, 422, 503),
+    )
+    def list_tasks_route() -> Response[str]:
+        event = router.current_event.raw_event
+        principal = principal_from_event(event)
+        query: TaskQuery = model_from(TaskQuery, dict(event.get("queryStringParameters") or {}))
+        page = services.task_service().open_tasks(
+            principal, query.owner, query.due_before, query.limit, query.cursor
+        )
+        body = TaskListResponse(
+            items=[TaskResponse.from_task(t) for t in page.tasks], next_cursor=page.cursor
+        )
+        return json_response(HTTPStatus.OK, body)
+
+    @router.post(
+        "/leads/<lead_id>/tasks",
+        summary="Create a task under a lead",
+        description="Owner: the lead's rep unless `owner` is given (a rep may only name themselves).",
+        tags=["Tasks"],
+        security=JWT,
+        responses=documented_responses(
+            {201: ("The new task", TaskResponse)}, 400, 401, 403, 404, 413, 415, 422, 503
+        ),
+        openapi_extensions={"x-request-model": "CreateTaskRequest"},
+    )
+    def create_task_route(lead_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        principal = principal_from_event(event)
+        checked_id(lead_id, "lead")
+        request: CreateTaskRequest = model_from(CreateTaskRequest, json_body(event))
+        task = services.task_service().create(lead_id, request.to_draft(), principal)
+        logger.info("Task created", extra={"lead_id": lead_id, "task_id": task.id})
+        headers = {"Location": f"/tasks/{task.id}", **etag(task.version)}
+        return json_response(HTTPStatus.CREATED, TaskResponse.from_task(task), headers=headers)
+
+    @router.patch(
+        "/tasks/<task_id>",
+        summary="Change a task (title, priority, due_at, done) with optimistic locking",
+        description=(
+            'Send the version you read as `If-Match: "3"` (or `3`, `W/"3"`) or as `version` in the body. '
+            "A stale version is 409 with `current_version`; no version is 428."
+        ),
+        tags=["Tasks"],
+        security=JWT,
+        responses=documented_responses(
+            {200: ("The task as stored", TaskResponse)}, 400, 401, 403, 404, 409, 413, 415, 422, 428, 503
+        ),
+        openapi_extensions={"x-request-model": "UpdateTaskRequest"},
+    )
+    def update_task_route(task_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        principal = principal_from_event(event)
+        checked_id(task_id, "task")
+        request: UpdateTaskRequest = model_from(UpdateTaskRequest, json_body(event))
+        version = expected_version(event.get("headers") or {}, request.version)
+        task = services.task_service().update(task_id, request.to_changes(), version, principal)
+        logger.info("Task updated", extra={"task_id": task.id, "version": task.version})
+        return json_response(HTTPStatus.OK, TaskResponse.from_task(task), headers=etag(task.version))
+
+    return router

@@ -1,0 +1,131 @@
+"""Users (`/users`): any signed-in user reads the directory; admins create and change users."""
+
+import re
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from crm import services
+from crm.assignment_api_models import (
+    CreateUserRequest,
+    UpdateUserRequest,
+    UserListResponse,
+    UserResponse,
+)
+from crm.auth import principal_from_event
+from crm.errors import InvalidInput, NotFound
+from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.lifecycle_models import etag, expected_version
+from crm.settings import get_settings
+from crm.users import team_name
+
+_SUB = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
+
+
+def _json_body(event: dict[str, Any]) -> dict[str, Any]:
+    return parse_body(event.get("headers") or {}, raw_body(event, get_settings().max_body_bytes))
+
+
+def _checked_sub(sub: str) -> str:
+    if not _SUB.match(sub):
+        raise NotFound(f"No user with sub {sub}")
+    return sub
+
+
+def list_users(event: dict[str, Any]) -> Response[str]:
+    principal_from_event(event)
+    team = (event.get("queryStringParameters") or {}).get("team")
+    repository = services.user_repository()
+    if team is not None:
+        try:
+            users = repository.team_members(team_name(team.strip()))
+        except ValueError as exc:
+            raise InvalidInput.single("team", str(exc)) from None
+    else:
+        users = repository.list_all()
+    loads = services.user_service().open_leads(users)
+    body = UserListResponse(users=[UserResponse.from_user(user, loads.get(user.sub, 0)) for user in users])
+    return json_response(HTTPStatus.OK, body)
+
+
+def get_user(event: dict[str, Any], sub: str) -> Response[str]:
+    principal_from_event(event)
+    user = services.user_repository().require(_checked_sub(sub))
+    load = services.user_service().open_leads([user]).get(user.sub, 0)
+    return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
+
+
+def create_user(event: dict[str, Any]) -> Response[str]:
+    principal = principal_from_event(event)
+    request: CreateUserRequest = model_from(CreateUserRequest, _json_body(event))
+    user = services.user_service().create(request, principal)
+    headers = {"Location": f"/users/{user.sub}", **etag(user.version)}
+    return json_response(HTTPStatus.CREATED, UserResponse.from_user(user, 0), headers=headers)
+
+
+def update_user(event: dict[str, Any], sub: str) -> Response[str]:
+    principal = principal_from_event(event)
+    request: UpdateUserRequest = model_from(UpdateUserRequest, _json_body(event))
+    version = expected_version(event.get("headers") or {}, request.version)
+    user = services.user_service().update(_checked_sub(sub), request, version, principal)
+    load = services.user_service().open_leads([user]).get(user.sub, 0)
+    return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
+
+
+def build_router() -> Router:
+    router = Router()
+
+    @router.get(
+        "/users",
+        summary="Users (reps, managers, admins) with their open leads; `?team=` for one team",
+        tags=["Users"],
+        security=JWT,
+        responses=documented_responses({200: ("The users, by name", UserListResponse)}, 401, 422),
+    )
+    def list_users_route() -> Response[str]:
+        return list_users(router.current_event.raw_event)
+
+    @router.get(
+        "/users/<sub>",
+        summary="One user, by the sub of their Cognito user",
+        tags=["Users"],
+        security=JWT,
+        responses=documented_responses({200: ("The user (ETag: its version)", UserResponse)}, 401, 404),
+    )
+    def get_user_route(sub: str) -> Response[str]:
+        return get_user(router.current_event.raw_event, sub)
+
+    @router.post(
+        "/users",
+        summary="Create a user (admin)",
+        description="`sub` is the subject of the person's Cognito user. Email and sub are unique.",
+        tags=["Users"],
+        security=JWT,
+        responses=documented_responses(
+            {201: ("The new user", UserResponse)}, 400, 401, 403, 409, 413, 415, 422, 503
+        ),
+        openapi_extensions={"x-request-model": "CreateUserRequest"},
+    )
+    def create_user_route() -> Response[str]:
+        return create_user(router.current_event.raw_event)
+
+    @router.patch(
+        "/users/<sub>",
+        summary="Change a user (admin): role, teams, active, capacity, working hours, absence",
+        description=(
+            'Send the version you read as `If-Match: "3"` or `version`: stale is 409, missing is 428. '
+            "Leads waiting in the user's teams are sent for assignment again at once."
+        ),
+        tags=["Users"],
+        security=JWT,
+        responses=documented_responses(
+            {200: ("The user as stored", UserResponse)}, 400, 401, 403, 404, 409, 413, 415, 422, 428, 503
+        ),
+        openapi_extensions={"x-request-model": "UpdateUserRequest"},
+    )
+    def update_user_route(sub: str) -> Response[str]:
+        return update_user(router.current_event.raw_event, sub)
+
+    return router

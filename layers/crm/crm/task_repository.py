@@ -1,0 +1,281 @@
+"""Data access for tasks: the only module that reads and writes task items.
+
+Key design (docs/data-model.md):
+
+    task            PK=TASK#<id>                      SK=TASK           (GetItem by id, no lead id needed)
+    GSI1 (sparse)   GSI1PK=TASKS#<owner>              GSI1SK=<due_at>#<id>    open tasks only
+    GSI2 (sparse)   GSI2PK=TASKDUE#<yyyy-mm-dd>#<shard> GSI2SK=<due_at>#<id>  open tasks only
+    GSI3            GSI3PK=LEADTASKS#<lead id>        GSI3SK=<due_at>#<id>    every task of a lead
+
+The index keys are present only while a task is open, so "a rep's open tasks due before X" is one Query
+on GSI1 and "every open task due up to now" (the reminder scheduler's question) is one Query per
+due-day bucket and shard on GSI2; done tasks drop out of both by themselves.
+"""
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from crm import aws, clock
+from crm.domain import Activity
+from crm.errors import InvalidInput, NotFound, RetryableError, VersionConflict
+from crm.repository import ActivityItem, LeadRepository, _error_code, _marshal, _unmarshal, shard_of
+from crm.tasks import Task
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OWNER_INDEX = "GSI1"
+DUE_INDEX = "GSI2"
+LEAD_INDEX = "GSI3"
+
+
+def task_key(task_id: str) -> dict[str, str]:
+    return {"PK": f"TASK#{task_id}", "SK": "TASK"}
+
+
+def owner_partition(owner: str) -> str:
+    return f"TASKS#{owner}"
+
+
+def due_partition(due_at: datetime, shard: int) -> str:
+    return f"TASKDUE#{clock.isoformat(due_at)[:10]}#{shard}"
+
+
+class TaskItem(BaseModel):
+    """A task as stored: its attributes plus the keys of the table and of its (sparse) indexes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    PK: str
+    SK: str
+    entity: str = "task"
+    GSI1PK: str | None = None
+    GSI1SK: str | None = None
+    GSI2PK: str | None = None
+    GSI2SK: str | None = None
+    GSI3PK: str
+    GSI3SK: str
+
+    @classmethod
+    def from_task(cls, task: Task, shards: int) -> "TaskItem":
+        attributes = task.model_dump(mode="json")
+        due_sort = f"{attributes['due_at']}#{task.id}"
+        open_keys: dict[str, str] = {}
+        if not task.done:
+            open_keys = {
+                "GSI1PK": owner_partition(task.owner),
+                "GSI1SK": due_sort,
+                "GSI2PK": due_partition(task.due_at, shard_of(task.id, shards)),
+                "GSI2SK": due_sort,
+            }
+        return cls(
+            **task_key(task.id),
+            **open_keys,
+            GSI3PK=f"LEADTASKS#{task.lead_id}",
+            GSI3SK=due_sort,
+            **attributes,
+        )
+
+    def to_task(self) -> Task:
+        return Task.model_validate(self.model_extra or {})
+
+
+# The attributes a task change rewrites; anything else on the item (e.g. a reminder's bookkeeping,
+# added by the scheduler) is left as it is.
+_MANAGED = ("title", "priority", "due_at", "done", "done_at", "updated_at", "version")
+_OPEN_INDEX_KEYS = ("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    cursor: str | None
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    item = _unmarshal(last_key)
+    payload = json.dumps({"sk": item["GSI1SK"]}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def _start_key(owner: str, cursor: str) -> dict[str, Any]:
+    """Rebuild the ExclusiveStartKey from a cursor; it can only point inside this owner's partition."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        sort_key = json.loads(base64.urlsafe_b64decode(padded.encode()))["sk"]
+        due, task_id = str(sort_key).rsplit("#", 1)
+        clock.parse(due)
+    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidInput.single("cursor", "not a cursor this API returned") from None
+    return _marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
+
+
+class TaskRepository:
+    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
+        self.table_name = table_name
+        self.shards = shards
+        self._client = client
+
+    @property
+    def client(self) -> "DynamoDBClient":
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    # ------------------------------------------------------------------ transaction items
+    def put_new(self, task: Task) -> dict[str, Any]:
+        """A TransactWriteItems entry creating `task` (used alone or beside a lead change)."""
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _marshal(TaskItem.from_task(task, self.shards).model_dump(exclude_none=True)),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def update_changed(self, task: Task, expected_version: int) -> dict[str, Any]:
+        """An Update of the managed attributes and open-task index keys, if the version is still the one
+        read; other attributes stay as they are."""
+        item = TaskItem.from_task(task, self.shards).model_dump()
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":expected": expected_version}
+        sets: list[str] = []
+        removes: list[str] = []
+        for index, name in enumerate((*_MANAGED, *_OPEN_INDEX_KEYS)):
+            names[f"#a{index}"] = name
+            if item.get(name) is None:
+                removes.append(f"#a{index}")
+            else:
+                sets.append(f"#a{index} = :v{index}")
+                values[f":v{index}"] = item[name]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        names["#version"] = "version"
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": _marshal(task_key(task.id)),
+                "UpdateExpression": expression,
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": _marshal(values),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    # ------------------------------------------------------------------ writes
+    def create(self, task: Task, activities: Iterable[Activity]) -> None:
+        items = [self.put_new(task), *(_put_activity(self.table_name, a) for a in activities)]
+        try:
+            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                raise RetryableError("The task could not be written; try again") from exc
+            raise LeadRepository._translate(exc) from exc
+
+    def save(self, task: Task, expected_version: int, activities: Iterable[Activity]) -> Task:
+        """Store a changed task if nobody changed it since `expected_version`; version goes up by one."""
+        stored = task.model_copy(update={"version": expected_version + 1})
+        items = [
+            self.update_changed(stored, expected_version),
+            *(_put_activity(self.table_name, a) for a in activities),
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _error_code(exc) == "TransactionCanceledException":
+                reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    old = _unmarshal(reasons[0].get("Item") or {})
+                    if not old:
+                        raise NotFound(f"No task with id {task.id}") from exc
+                    raise VersionConflict(
+                        "The task was changed by someone else", current_version=int(old["version"])
+                    ) from exc
+                raise RetryableError("The task could not be written; try again") from exc
+            raise LeadRepository._translate(exc) from exc
+        return stored
+
+    # ------------------------------------------------------------------ reads
+    def get(self, task_id: str) -> Task | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=_marshal(task_key(task_id)), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise LeadRepository._translate(exc) from exc
+        item = response.get("Item")
+        return TaskItem.model_validate(_unmarshal(item)).to_task() if item else None
+
+    def open_tasks(
+        self, owner: str, due_before: datetime | None, limit: int, cursor: str | None = None
+    ) -> TaskPage:
+        """An owner's open tasks, soonest due first, optionally only those due before a moment."""
+        values: dict[str, Any] = {":pk": owner_partition(owner)}
+        condition = "GSI1PK = :pk"
+        if due_before is not None:
+            condition += " AND GSI1SK < :before"
+            values[":before"] = clock.isoformat(due_before)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _marshal(values),
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _start_key(owner, cursor)
+        try:
+            response = self.client.query(**kwargs)
+        except ClientError as exc:
+            raise LeadRepository._translate(exc) from exc
+        tasks = [TaskItem.model_validate(_unmarshal(raw)).to_task() for raw in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return TaskPage(tasks=tasks, cursor=encode_cursor(last) if last else None)
+
+    def open_tasks_due(self, since: datetime, until: datetime) -> list[Task]:
+        """Every open task due in [since, until], soonest first: one Query per due-day bucket and shard.
+
+        This is the reminder scheduler's read: it remembers where its last run stopped and passes that as
+        `since`, so a run missed while the system was down is caught up by the next one.
+        """
+        low, high = clock.isoformat(since), clock.isoformat(until) + "\uffff"
+        tasks: list[Task] = []
+        day = since.date()
+        while day <= until.date():
+            for shard in range(self.shards):
+                kwargs: dict[str, Any] = {
+                    "TableName": self.table_name,
+                    "IndexName": DUE_INDEX,
+                    "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK BETWEEN :low AND :high",
+                    "ExpressionAttributeValues": _marshal(
+                        {":pk": f"TASKDUE#{day.isoformat()}#{shard}", ":low": low, ":high": high}
+                    ),
+                }
+                try:
+                    while True:
+                        response = self.client.query(**kwargs)
+                        tasks += [
+                            TaskItem.model_validate(_unmarshal(raw)).to_task()
+                            for raw in response.get("Items", [])
+                        ]
+                        if "LastEvaluatedKey" not in response:
+                            break
+                        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                except ClientError as exc:
+                    raise LeadRepository._translate(exc) from exc
+            day += timedelta(days=1)
+        return sorted(tasks, key=lambda task: (task.due_at, task.id))
+
+
+def _put_activity(table_name: str, activity: Activity) -> dict[str, Any]:
+    return {
+        "Put": {"TableName": table_name, "Item": _marshal(ActivityItem.from_activity(activity).model_dump())}
+    }

@@ -1,0 +1,161 @@
+"""Scoring through the local stack over HTTP: the stream scores captured leads, behavioural events raise
+scores, and a rule change rescores the open leads through the rescore queue."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import Client
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 60.0
+VP_AT_A_BIG_TECH_GOV = {"title": "VP Engineering", "industry": "Technology", "employee_count": 1200}
+
+
+def eventually(probe: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def capture(client: Client, **fields: Any) -> str:
+    body = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": f"e2e-{uuid.uuid4().hex[:10]}@analytical.gov",
+    }
+    response = client.request("POST", "/capture/form", json_body=body | VP_AT_A_BIG_TECH_GOV | fields)
+    assert response.status == 201, response.body
+    lead_id: str = response.json()["id"]
+    return lead_id
+
+
+def score(client: Client, token: str, lead_id: str) -> dict[str, Any]:
+    response = client.request("GET", f"/leads/{lead_id}/score", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200, response.body
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def score_becomes(client: Client, token: str, lead_id: str, expected: int) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        current = score(client, token, lead_id)
+        return current if current["scored_at"] and current["score"] == expected else None
+
+    found: dict[str, Any] = eventually(probe, f"lead {lead_id} to score {expected}")
+    return found
+
+
+def finished(client: Client, token: str, job_id: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        response = client.request(
+            "GET", f"/scoring-rules/rescore-jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status == 200, response.body
+        job: dict[str, Any] = response.json()
+        return job if job["state"] == "completed" else None
+
+    job: dict[str, Any] = eventually(probe, f"rescore job {job_id} to complete")
+    return job
+
+
+def test_a_captured_lead_gets_a_score_and_grade_within_seconds(client: Client, local_stack: Any) -> None:
+    token = local_stack.token("admin")
+    started = time.monotonic()
+
+    lead_id = capture(client)
+    ledger = score_becomes(client, token, lead_id, 50)
+
+    assert time.monotonic() - started < 20
+    assert ledger["grade"] == "D"
+    assert sum(entry["points"] for entry in ledger["entries"]) + ledger["limit_adjustment"] == 50
+    lead = client.request("GET", f"/leads/{lead_id}", headers={"Authorization": f"Bearer {token}"}).json()
+    assert (lead["score"], lead["grade"]) == (50, "D")
+    assert "Score 0 → 50 (grade none → D)" in [a["description"] for a in lead["activities"]]
+
+
+def test_a_demo_request_raises_the_score(client: Client, local_stack: Any) -> None:
+    token = local_stack.token("admin")
+    lead_id = capture(client)
+    score_becomes(client, token, lead_id, 50)
+    event_id = f"e2e-{uuid.uuid4().hex}"
+
+    recorded = client.request(
+        "POST",
+        f"/leads/{lead_id}/activities",
+        json_body={"type": "demo_requested", "event_id": event_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    replayed = client.request(
+        "POST",
+        f"/leads/{lead_id}/activities",
+        json_body={"type": "demo_requested", "event_id": event_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    ledger = score_becomes(client, token, lead_id, 70)
+
+    assert (recorded.status, replayed.status) == (201, 200)
+    assert replayed.json()["id"] == recorded.json()["id"]
+    demo = next(e for e in ledger["entries"] if e["rule_id"] == "seed-activity-demo-requested")
+    assert (demo["points"], demo["activity_count"]) == (20, 1)
+    assert ledger["grade"] == "B"
+
+
+def test_changing_a_rule_rescores_the_open_leads(client: Client, local_stack: Any) -> None:
+    token = local_stack.token("admin")
+    auth = {"Authorization": f"Bearer {token}"}
+    campaign = f"e2e-{uuid.uuid4().hex[:12]}"
+    leads = [capture(client, campaign=campaign) for _ in range(3)]
+    for lead_id in leads:
+        score_becomes(client, token, lead_id, 50)
+    rule = {
+        "name": "E2E campaign",
+        "category": "firmographic",
+        "field": "custom_fields.campaign",
+        "operator": "equals",
+        "value": campaign,
+        "points": 7,
+    }
+
+    created = client.request("POST", "/scoring-rules", json_body=rule, headers=auth)
+    assert created.status == 201, created.body
+    rule_id, first_job = created.json()["rule"]["id"], created.json()["rescore_job"]["job_id"]
+    job = finished(client, token, first_job)
+    scores_after_create = [score(client, token, lead_id)["score"] for lead_id in leads]
+
+    changed = client.request(
+        "PATCH", f"/scoring-rules/{rule_id}", json_body={"points": 9}, headers={**auth, "If-Match": '"1"'}
+    )
+    assert changed.status == 200, changed.body
+    finished(client, token, changed.json()["rescore_job"]["job_id"])
+    scores_after_change = [score(client, token, lead_id)["score"] for lead_id in leads]
+
+    deleted = client.request("DELETE", f"/scoring-rules/{rule_id}", headers=auth)
+    assert deleted.status == 200, deleted.body
+    finished(client, token, deleted.json()["rescore_job"]["job_id"])
+
+    assert scores_after_create == [57, 57, 57]
+    assert scores_after_change == [59, 59, 59]
+    assert job["total_final"] and job["leads_done"] == job["leads_total"] >= 3
+    assert job["progress"].startswith(f"{job['leads_done']} of {job['leads_total']} leads rescored")
+    assert [score(client, token, lead_id)["score"] for lead_id in leads] == [50, 50, 50]
+
+
+def test_reps_may_not_change_the_rules(client: Client, local_stack: Any) -> None:
+    rep = {"Authorization": f"Bearer {local_stack.token('rep')}"}
+    rule = {"name": "x", "category": "demographic", "field": "title", "operator": "exists", "points": 1}
+
+    created = client.request("POST", "/scoring-rules", json_body=rule, headers=rep)
+    anonymous = client.request("POST", "/scoring-rules", json_body=rule)
+
+    assert created.status == 403 and created.json()["error"] == "forbidden"
+    assert anonymous.status == 401  # the gateway's JWT authorizer
