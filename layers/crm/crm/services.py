@@ -1,7 +1,7 @@
 """Composition root: the services each function uses, built once per execution environment."""
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm.capture import CaptureService
 from crm.repository import LeadRepository
@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.assignment_repository import AssignmentRepository
     from crm.assignment_rule_service import AssignmentRuleService
     from crm.assignment_service import AssignmentService
+    from crm.auth import Principal
     from crm.conversion import ConversionService
     from crm.cursor import CursorCodec
     from crm.domain import Lead
@@ -271,6 +272,16 @@ def analytics_service() -> "AnalyticsService":
 
     settings = get_settings()
     return AnalyticsService(AnalyticsRepository(settings.table_name, settings.index_shards))
+
+
+def caller(event: dict[str, Any]) -> "Principal":
+    """The signed-in caller, with the teams the user directory gives them (what a manager may see).
+
+    Every API route asks for the caller here, so permissions are decided on the same teams everywhere.
+    """
+    from crm.auth import principal_from_event
+
+    return user_service().with_directory_teams(principal_from_event(event))
 
 
 def reset() -> None:

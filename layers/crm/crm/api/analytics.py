@@ -6,7 +6,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
-from crm.auth import principal_from_event
 from crm.http import JWT, documented_responses, json_response, model_from
 from crm.query_api_models import (
     AnalyticsRangeParams,
@@ -37,7 +36,7 @@ def build_router() -> Router:
     )
     def funnel_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         params: FunnelParams = model_from(FunnelParams, dict(event.get("queryStringParameters") or {}))
         start, end = params.days()
         report = services.analytics_service().funnel(principal, start, end, params.group_by)
@@ -55,7 +54,7 @@ def build_router() -> Router:
     )
     def speed_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         params: AnalyticsRangeParams = model_from(
             AnalyticsRangeParams, dict(event.get("queryStringParameters") or {})
         )
@@ -74,7 +73,7 @@ def build_router() -> Router:
     )
     def sources_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         params: AnalyticsRangeParams = model_from(
             AnalyticsRangeParams, dict(event.get("queryStringParameters") or {})
         )

@@ -18,7 +18,7 @@ from crm.assignment_api_models import (
     UpdateAssignmentRuleRequest,
 )
 from crm.assignment_rules import AssignmentRuleInput
-from crm.auth import Principal, Role, principal_from_event
+from crm.auth import Principal, Role
 from crm.errors import InvalidInput, NotFound
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
 from crm.lifecycle_models import etag, expected_version
@@ -45,9 +45,9 @@ def _json_body(event: dict[str, Any]) -> dict[str, Any]:
 
 def _staff(event: dict[str, Any]) -> Principal:
     """The caller, with the teams the user directory knows for them; managers and admins only."""
-    principal = principal_from_event(event)
+    principal = services.caller(event)
     require_role(principal, Role.MANAGER, Role.ADMIN)
-    return services.user_service().with_directory_teams(principal)
+    return principal
 
 
 def _rule_id(rule_id: str) -> str:

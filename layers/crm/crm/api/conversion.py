@@ -7,7 +7,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
 from crm.api.lifecycle import checked_id, json_body
-from crm.auth import principal_from_event
 from crm.conversion_models import (
     CompanyResponse,
     ContactResponse,
@@ -55,7 +54,7 @@ def build_router() -> Router:
     )
     def convert_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         checked_id(lead_id, "lead")
         request: ConvertLeadRequest = model_from(
             ConvertLeadRequest, json_body(event) if event.get("body") else {}
@@ -80,7 +79,7 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The contact", ContactResponse)}, 401, 404, 503),
     )
     def get_contact_route(contact_id: str) -> Response[str]:
-        principal = principal_from_event(router.current_event.raw_event)
+        principal = services.caller(router.current_event.raw_event)
         contact = services.conversion_service().contact(checked_id(contact_id, "contact"), principal)
         return json_response(HTTPStatus.OK, ContactResponse.from_contact(contact))
 
@@ -92,7 +91,7 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The company", CompanyResponse)}, 401, 404, 503),
     )
     def get_company_route(company_id: str) -> Response[str]:
-        principal = principal_from_event(router.current_event.raw_event)
+        principal = services.caller(router.current_event.raw_event)
         company = services.conversion_service().company(checked_id(company_id, "company"), principal)
         return json_response(HTTPStatus.OK, CompanyResponse.from_company(company))
 
@@ -104,7 +103,7 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The deal", DealResponse)}, 401, 404, 503),
     )
     def get_deal_route(deal_id: str) -> Response[str]:
-        principal = principal_from_event(router.current_event.raw_event)
+        principal = services.caller(router.current_event.raw_event)
         deal = services.conversion_service().deal(checked_id(deal_id, "deal"), principal)
         return json_response(HTTPStatus.OK, DealResponse.from_deal(deal))
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
 from crm.api_models import ActivityResponse, LeadResponse
-from crm.auth import Principal, principal_from_event
+from crm.auth import Principal
 from crm.http import JWT, documented_responses, json_response, model_from
 from crm.query_api_models import ActivityPageResponse, LeadListParams, LeadPageResponse, PageParams
 
@@ -29,7 +29,7 @@ and accents; it combines only with `limit` and `cursor`."""
 
 def caller(event: dict[str, Any]) -> Principal:
     """The caller, with the teams the user directory knows for them (what a manager's lists span)."""
-    return services.user_service().with_directory_teams(principal_from_event(event))
+    return services.caller(event)
 
 
 def build_router() -> Router:

@@ -18,7 +18,7 @@ from crm.api_models import (
     LeadDetailResponse,
     LeadResponse,
 )
-from crm.auth import Principal, principal_from_event
+from crm.auth import Principal
 from crm.domain import Channel
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
 from crm.lifecycle_models import QualificationResponse
@@ -93,7 +93,7 @@ def build_router() -> Router:
     )
     def create_lead_route() -> Response[str]:
         event = router.current_event.raw_event
-        return create_lead(event, principal_from_event(event), router.lambda_context)
+        return create_lead(event, services.caller(event), router.lambda_context)
 
     @router.get(
         "/leads/<lead_id>",
@@ -103,7 +103,7 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The lead", LeadDetailResponse)}, 401, 404),
     )
     def get_lead_route(lead_id: str) -> Response[str]:
-        return get_lead(lead_id, principal_from_event(router.current_event.raw_event))
+        return get_lead(lead_id, services.caller(router.current_event.raw_event))
 
     @router.patch(
         "/leads/<lead_id>",
@@ -134,7 +134,7 @@ def build_router() -> Router:
     )
     def update_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        return lifecycle.update_lead(event, lead_id, principal_from_event(event))
+        return lifecycle.update_lead(event, lead_id, services.caller(event))
 
     @router.post(
         "/leads/<lead_id>/qualify",
@@ -162,6 +162,6 @@ def build_router() -> Router:
     )
     def qualify_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        return lifecycle.qualify_lead(event, lead_id, principal_from_event(event))
+        return lifecycle.qualify_lead(event, lead_id, services.caller(event))
 
     return router

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
 from crm.api_models import ActivityResponse
-from crm.auth import Principal, Role, principal_from_event
+from crm.auth import Principal, Role
 from crm.errors import InvalidInput, NotFound
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
 from crm.lifecycle_models import etag, expected_version
@@ -173,7 +173,7 @@ def build_router() -> Router:
         return raw
 
     def caller() -> Principal:
-        return principal_from_event(event())
+        return services.caller(event())
 
     @router.get(
         "/scoring-rules",

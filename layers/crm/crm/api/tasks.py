@@ -7,7 +7,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
 from crm.api.lifecycle import checked_id, json_body
-from crm.auth import principal_from_event
 from crm.http import JWT, documented_responses, json_response, model_from
 from crm.lifecycle_models import (
     CreateTaskRequest,
@@ -39,7 +38,7 @@ def build_router() -> Router:
     )
     def list_tasks_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         query: TaskQuery = model_from(TaskQuery, dict(event.get("queryStringParameters") or {}))
         page = services.task_service().open_tasks(
             principal, query.owner, query.due_before, query.limit, query.cursor
@@ -62,7 +61,7 @@ def build_router() -> Router:
     )
     def create_task_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         checked_id(lead_id, "lead")
         request: CreateTaskRequest = model_from(CreateTaskRequest, json_body(event))
         task = services.task_service().create(lead_id, request.to_draft(), principal)
@@ -86,7 +85,7 @@ def build_router() -> Router:
     )
     def update_task_route(task_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = principal_from_event(event)
+        principal = services.caller(event)
         checked_id(task_id, "task")
         request: UpdateTaskRequest = model_from(UpdateTaskRequest, json_body(event))
         version = expected_version(event.get("headers") or {}, request.version)

@@ -14,7 +14,6 @@ from crm.assignment_api_models import (
     UserListResponse,
     UserResponse,
 )
-from crm.auth import principal_from_event
 from crm.errors import InvalidInput, NotFound
 from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
 from crm.lifecycle_models import etag, expected_version
@@ -35,7 +34,7 @@ def _checked_sub(sub: str) -> str:
 
 
 def list_users(event: dict[str, Any]) -> Response[str]:
-    principal_from_event(event)
+    services.caller(event)
     team = (event.get("queryStringParameters") or {}).get("team")
     repository = services.user_repository()
     if team is not None:
@@ -51,14 +50,14 @@ def list_users(event: dict[str, Any]) -> Response[str]:
 
 
 def get_user(event: dict[str, Any], sub: str) -> Response[str]:
-    principal_from_event(event)
+    services.caller(event)
     user = services.user_repository().require(_checked_sub(sub))
     load = services.user_service().open_leads([user]).get(user.sub, 0)
     return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
 
 
 def create_user(event: dict[str, Any]) -> Response[str]:
-    principal = principal_from_event(event)
+    principal = services.caller(event)
     request: CreateUserRequest = model_from(CreateUserRequest, _json_body(event))
     user = services.user_service().create(request, principal)
     headers = {"Location": f"/users/{user.sub}", **etag(user.version)}
@@ -66,7 +65,7 @@ def create_user(event: dict[str, Any]) -> Response[str]:
 
 
 def update_user(event: dict[str, Any], sub: str) -> Response[str]:
-    principal = principal_from_event(event)
+    principal = services.caller(event)
     request: UpdateUserRequest = model_from(UpdateUserRequest, _json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
     user = services.user_service().update(_checked_sub(sub), request, version, principal)
