@@ -17,8 +17,9 @@ import boto3
 import pytest
 from crm.assignment_repository import AssignmentRepository, claim_key
 from crm.auth import Principal
+from crm.dynamo import marshal
 from crm.repository import LeadRepository
-from crm.user_repository import UserRepository, marshal
+from crm.user_repository import UserRepository
 from crm.users import OutOfOffice
 
 from devstack import outbox

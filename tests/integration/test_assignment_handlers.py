@@ -7,9 +7,9 @@ from typing import Any
 from crm.assignment_repository import RoutingState
 from crm.auth import Role
 from crm.domain import LeadStatus
+from crm.dynamo import marshal, unmarshal
 from crm.lead_index import list_index_attributes
 from crm.repository import LeadItem, lead_key
-from crm.user_repository import marshal, unmarshal
 from crm.users import OutOfOffice
 
 from tests.assignment_support import NOW, lead_model, make_lead, make_user, sqs_event, stream_event

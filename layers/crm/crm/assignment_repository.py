@@ -25,10 +25,10 @@ from pydantic import BaseModel, ConfigDict
 from crm import aws, clock
 from crm.assignment_rules import AssignmentRule
 from crm.domain import Activity, Lead, LeadStatus
+from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.lead_index import list_index_attributes
 from crm.repository import ActivityItem, LeadItem, lead_key, shard_of
-from crm.user_repository import cancellation_codes, error_code, marshal, translate, unmarshal
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

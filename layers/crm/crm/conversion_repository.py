@@ -25,14 +25,12 @@ from crm.conversion import (
     LeadAlreadyChanged,
     Lookup,
 )
+from crm.dynamo import error_code, marshal, unmarshal
 from crm.errors import InvalidInput, RetryableError
 from crm.repository import (
     ActivityItem,
     LeadItem,
     LeadRepository,
-    _error_code,
-    _marshal,
-    _unmarshal,
 )
 
 if TYPE_CHECKING:
@@ -157,12 +155,12 @@ class ConversionRepository:
             return Lookup(key_owners={})
         items: list[dict[str, Any]] = []
         request: dict[str, Any] = {
-            self.table_name: {"Keys": [_marshal(key) for key in wanted], "ConsistentRead": True}
+            self.table_name: {"Keys": [marshal(key) for key in wanted], "ConsistentRead": True}
         }
         try:
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
-                items += [_unmarshal(raw) for raw in response.get("Responses", {}).get(self.table_name, [])]
+                items += [unmarshal(raw) for raw in response.get("Responses", {}).get(self.table_name, [])]
                 request = dict(response.get("UnprocessedKeys") or {})
         except ClientError as exc:
             raise LeadRepository._translate(exc) from exc
@@ -193,11 +191,11 @@ class ConversionRepository:
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
-            response = self.client.get_item(TableName=self.table_name, Key=_marshal(key), ConsistentRead=True)
+            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
         except ClientError as exc:
             raise LeadRepository._translate(exc) from exc
         item = response.get("Item")
-        return _unmarshal(item) if item else None
+        return unmarshal(item) if item else None
 
     # ------------------------------------------------------------------ the one write
     def transact_items(self, plan: ConversionPlan) -> list[tuple[str, dict[str, Any]]]:
@@ -211,7 +209,7 @@ class ConversionRepository:
                 {
                     "Put": {
                         "TableName": table,
-                        "Item": _marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
+                        "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
                         "ConditionExpression": "#version = :expected AND #converted = :false",
                         "ExpressionAttributeNames": {"#version": "version", "#converted": "converted"},
                         "ExpressionAttributeValues": {
@@ -239,7 +237,7 @@ class ConversionRepository:
         if plan.deal is not None:
             items.append(("deal", _put_new(table, DealItem.from_deal(plan.deal).model_dump())))
         activity = ActivityItem.from_activity(plan.activity).model_dump()
-        items.append(("activity", {"Put": {"TableName": table, "Item": _marshal(activity)}}))
+        items.append(("activity", {"Put": {"TableName": table, "Item": marshal(activity)}}))
         return items
 
     def commit(self, plan: ConversionPlan) -> None:
@@ -253,7 +251,7 @@ class ConversionRepository:
         try:
             self.client.transact_write_items(TransactItems=[item for _, item in roles_and_items])  # type: ignore[misc]
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
+            if error_code(exc) != "TransactionCanceledException":
                 raise LeadRepository._translate(exc) from exc
             reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
             failed = [
@@ -262,7 +260,7 @@ class ConversionRepository:
                 if reason.get("Code") == "ConditionalCheckFailed"
             ]
             if "lead" in failed:
-                old = _unmarshal(reasons[0].get("Item") or {})
+                old = unmarshal(reasons[0].get("Item") or {})
                 current = LeadItem.model_validate(old).to_lead() if old else None
                 raise LeadAlreadyChanged(current) from exc
             if "attached_company" in failed:
@@ -278,7 +276,7 @@ class ConversionRepository:
 
 def _put_new(table: str, item: dict[str, Any]) -> dict[str, Any]:
     return {
-        "Put": {"TableName": table, "Item": _marshal(item), "ConditionExpression": "attribute_not_exists(PK)"}
+        "Put": {"TableName": table, "Item": marshal(item), "ConditionExpression": "attribute_not_exists(PK)"}
     }
 
 
@@ -286,7 +284,7 @@ def _must_exist(table: str, key: dict[str, str]) -> dict[str, Any]:
     return {
         "ConditionCheck": {
             "TableName": table,
-            "Key": _marshal(key),
+            "Key": marshal(key),
             "ConditionExpression": "attribute_exists(PK)",
         }
     }

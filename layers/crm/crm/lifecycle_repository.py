@@ -15,15 +15,13 @@ from botocore.exceptions import ClientError
 
 from crm import aws, clock
 from crm.domain import Activity, Lead
+from crm.dynamo import error_code, marshal, unmarshal
 from crm.errors import EmailTaken, RetryableError, VersionConflict
 from crm.repository import (
     ActivityItem,
     EmailClaimItem,
     LeadItem,
     LeadRepository,
-    _error_code,
-    _marshal,
-    _unmarshal,
     email_key,
 )
 from crm.task_repository import TaskRepository
@@ -72,7 +70,7 @@ class LeadChangeRepository:
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
+                    "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
                     "ConditionExpression": "#version = :expected",
                     "ExpressionAttributeNames": {"#version": "version"},
                     "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
@@ -89,7 +87,7 @@ class LeadChangeRepository:
                 {
                     "Delete": {
                         "TableName": self.table_name,
-                        "Key": _marshal(email_key(email_move.old)),
+                        "Key": marshal(email_key(email_move.old)),
                         # Never remove a claim another lead holds.
                         "ConditionExpression": "attribute_not_exists(PK) OR lead_id = :me",
                         "ExpressionAttributeValues": {":me": {"S": lead.id}},
@@ -101,7 +99,7 @@ class LeadChangeRepository:
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _marshal(claim.model_dump()),
+                        "Item": marshal(claim.model_dump()),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 }
@@ -111,7 +109,7 @@ class LeadChangeRepository:
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(ActivityItem.from_activity(a).model_dump()),
+                    "Item": marshal(ActivityItem.from_activity(a).model_dump()),
                 }
             }
             for a in activities
@@ -119,12 +117,12 @@ class LeadChangeRepository:
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
+            if error_code(exc) != "TransactionCanceledException":
                 raise LeadRepository._translate(exc) from exc
             reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
             codes = [reason.get("Code") for reason in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
-                current = _unmarshal(reasons[0].get("Item") or {}).get("version")
+                current = unmarshal(reasons[0].get("Item") or {}).get("version")
                 raise VersionConflict(
                     "The lead was changed by someone else",
                     current_version=int(current) if current is not None else None,

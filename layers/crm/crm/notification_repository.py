@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 
 from crm import aws, clock
 from crm.domain import Activity
+from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.errors import RetryableError
 from crm.repository import ActivityItem, lead_key
-from crm.user_repository import cancellation_codes, error_code, marshal, translate, unmarshal
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

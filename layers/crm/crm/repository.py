@@ -15,40 +15,17 @@ import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm import aws
 from crm.domain import Activity, Lead
+from crm.dynamo import error_code, marshal, translate, unmarshal
 from crm.errors import DuplicateEmail, RetryableError, VersionConflict
 from crm.lead_index import list_index_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-_RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-
-
-def _marshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
-
-
-def _unmarshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 def shard_of(identifier: str, shards: int) -> int:
@@ -139,10 +116,6 @@ def _lead_attributes(lead: Lead) -> dict[str, Any]:
     return attributes
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 class LeadRepository:
     def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
         self.table_name = table_name
@@ -167,14 +140,14 @@ class LeadRepository:
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(lead_item),
+                    "Item": marshal(lead_item),
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(claim.model_dump()),
+                    "Item": marshal(claim.model_dump()),
                     "ConditionExpression": "attribute_not_exists(PK)",
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
@@ -184,10 +157,10 @@ class LeadRepository:
         try:
             self.client.transact_write_items(TransactItems=transact_items)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
                 if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
-                    owner = _unmarshal(reasons[1].get("Item") or {}).get("lead_id")
+                    owner = unmarshal(reasons[1].get("Item") or {}).get("lead_id")
                     raise DuplicateEmail(owner) from exc
                 raise RetryableError("The lead could not be written; try again") from exc
             raise self._translate(exc) from exc
@@ -199,7 +172,7 @@ class LeadRepository:
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
+                    "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
                     "ConditionExpression": "#version = :expected",
                     "ExpressionAttributeNames": {"#version": "version"},
                     "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
@@ -211,10 +184,10 @@ class LeadRepository:
         try:
             self.client.transact_write_items(TransactItems=transact_items)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    current = _unmarshal(reasons[0].get("Item") or {}).get("version")
+                    current = unmarshal(reasons[0].get("Item") or {}).get("version")
                     raise VersionConflict(
                         "The lead was changed by someone else",
                         current_version=int(current) if current is not None else None,
@@ -238,12 +211,12 @@ class LeadRepository:
     def get(self, lead_id: str) -> Lead | None:
         try:
             response = self.client.get_item(
-                TableName=self.table_name, Key=_marshal(lead_key(lead_id)), ConsistentRead=True
+                TableName=self.table_name, Key=marshal(lead_key(lead_id)), ConsistentRead=True
             )
         except ClientError as exc:
             raise self._translate(exc) from exc
         item = response.get("Item")
-        return LeadItem.model_validate(_unmarshal(item)).to_lead() if item else None
+        return LeadItem.model_validate(unmarshal(item)).to_lead() if item else None
 
     def get_with_activities(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
         """The lead and its timeline, newest first, in one Query of its partition."""
@@ -259,7 +232,7 @@ class LeadRepository:
             while True:
                 response = self.client.query(**kwargs)
                 for raw in response.get("Items", []):
-                    item = _unmarshal(raw)
+                    item = unmarshal(raw)
                     if item.get("entity") == "lead":
                         lead = LeadItem.model_validate(item).to_lead()
                     elif item.get("entity") == "activity":
@@ -274,24 +247,22 @@ class LeadRepository:
     def find_id_by_email(self, email: str) -> str | None:
         try:
             response = self.client.get_item(
-                TableName=self.table_name, Key=_marshal(email_key(email)), ConsistentRead=True
+                TableName=self.table_name, Key=marshal(email_key(email)), ConsistentRead=True
             )
         except ClientError as exc:
             raise self._translate(exc) from exc
         item = response.get("Item")
-        return str(_unmarshal(item)["lead_id"]) if item else None
+        return str(unmarshal(item)["lead_id"]) if item else None
 
     # ------------------------------------------------------------------ helpers
     def _put_activity(self, activity: Activity) -> dict[str, Any]:
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": _marshal(ActivityItem.from_activity(activity).model_dump()),
+                "Item": marshal(ActivityItem.from_activity(activity).model_dump()),
             }
         }
 
     @staticmethod
     def _translate(exc: ClientError) -> Exception:
-        if _error_code(exc) in _RETRYABLE_CODES:
-            return RetryableError("The database is busy; try again")
-        return exc
+        return translate(exc)

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm import aws, clock
 from crm.domain import Activity, Lead, LeadStatus
+from crm.dynamo import cancellation_codes, deserializer, error_code, marshal, serializer, translate, unmarshal
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.repository import ActivityItem, LeadItem, lead_key, shard_of
 from crm.rescoring import (
@@ -51,20 +51,6 @@ META_SK = "META"
 MAX_RULES = 500
 JOB_TTL = timedelta(days=30)
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-_RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-
 
 def _storable(value: Any) -> Any:
     """A value DynamoDB accepts as it is: floats become Decimals, times fixed-width ISO text."""
@@ -90,16 +76,8 @@ def _plain_number(value: Any) -> Any:
     return value
 
 
-def _marshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
-
-
-def _unmarshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
-
-
 def _value(value: Any) -> dict[str, Any]:
-    serialized: dict[str, Any] = dict(_serializer.serialize(value))
+    serialized: dict[str, Any] = dict(serializer.serialize(value))
     return serialized
 
 
@@ -107,25 +85,10 @@ def stream_image(raw: dict[str, Any] | None) -> dict[str, Any]:
     """A stream record's image as plain values. An attribute that is not one typed value is left out:
     DynamoDB Local's stream (through botocore) renders an empty map as `{}` instead of `{"M": {}}`."""
     return {
-        name: _deserializer.deserialize(value)  # type: ignore[arg-type]
+        name: deserializer.deserialize(value)  # type: ignore[arg-type]
         for name, value in (raw or {}).items()
         if isinstance(value, dict) and len(value) == 1
     }
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _cancellation_codes(exc: ClientError) -> list[str]:
-    reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
-    return [str(reason.get("Code") or "None") for reason in reasons]
-
-
-def _translate(exc: ClientError) -> Exception:
-    if _error_code(exc) in _RETRYABLE_CODES:
-        return RetryableError("The database is busy; try again")
-    return exc
 
 
 def rule_key(rule_id: str) -> dict[str, str]:
@@ -165,11 +128,11 @@ class _Store:
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
-            response = self.client.get_item(TableName=self.table_name, Key=_marshal(key), ConsistentRead=True)
+            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         item = response.get("Item")
-        return _unmarshal(item) if item else None
+        return unmarshal(item) if item else None
 
     def _transact(self, items: list[Any]) -> None:
         self.client.transact_write_items(TransactItems=items)
@@ -234,7 +197,7 @@ class ScoringRuleRepository(_Store):
             while True:
                 response = self.client.query(**kwargs)
                 for raw in response.get("Items", []):
-                    item = _unmarshal(raw)
+                    item = unmarshal(raw)
                     if item.get("entity") == RULE_SET_ENTITY:
                         revision = int(item["revision"])
                     elif item.get("entity") == "scoring_rule":
@@ -243,7 +206,7 @@ class ScoringRuleRepository(_Store):
                     break
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return revision, rules
 
     def _seed(self, now: datetime) -> None:
@@ -255,7 +218,7 @@ class ScoringRuleRepository(_Store):
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(meta.model_dump()),
+                    "Item": marshal(meta.model_dump()),
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
@@ -263,7 +226,7 @@ class ScoringRuleRepository(_Store):
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _marshal(ScoringRuleItem.from_rule(rule).model_dump()),
+                        "Item": marshal(ScoringRuleItem.from_rule(rule).model_dump()),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 }
@@ -273,8 +236,8 @@ class ScoringRuleRepository(_Store):
         try:
             self._transact(items)
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise _translate(exc) from exc
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
             # Seeded by someone else meanwhile (or a transient cancellation): the caller reads again.
 
     def revision(self) -> int | None:
@@ -290,7 +253,7 @@ class ScoringRuleRepository(_Store):
         creating = expected_version is None
         rule_put: dict[str, Any] = {
             "TableName": self.table_name,
-            "Item": _marshal(ScoringRuleItem.from_rule(rule).model_dump()),
+            "Item": marshal(ScoringRuleItem.from_rule(rule).model_dump()),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if creating:
@@ -305,7 +268,7 @@ class ScoringRuleRepository(_Store):
     def delete(self, rule_id: str, expected_version: int | None, rule_set: RuleSet, now: datetime) -> int:
         delete: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": _marshal(rule_key(rule_id)),
+            "Key": marshal(rule_key(rule_id)),
             "ConditionExpression": "attribute_exists(PK)",
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
@@ -332,7 +295,7 @@ class ScoringRuleRepository(_Store):
         meta_update = {
             "Update": {
                 "TableName": self.table_name,
-                "Key": _marshal(meta_key()),
+                "Key": marshal(meta_key()),
                 "UpdateExpression": "SET #revision = :new, updated_at = :now ADD rule_count :change",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#revision": "revision"},
@@ -343,9 +306,9 @@ class ScoringRuleRepository(_Store):
         try:
             self._transact([rule_write, meta_update])
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise _translate(exc) from exc
-            rule_code, meta_code = [*_cancellation_codes(exc), "None", "None"][:2]
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
+            rule_code, meta_code = [*cancellation_codes(exc), "None", "None"][:2]
             if rule_code == "ConditionalCheckFailed":
                 raise self._rule_conflict(rule_id, "Put" in rule_write and count_change > 0) from exc
             if meta_code == "ConditionalCheckFailed":
@@ -459,7 +422,7 @@ class ScoreRepository(_Store):
             while True:
                 response = self.client.query(**kwargs)
                 for raw in response.get("Items", []):
-                    item = _unmarshal(raw)
+                    item = unmarshal(raw)
                     entity = item.get("entity")
                     if entity == "lead":
                         lead = LeadItem.model_validate(item).to_lead()
@@ -471,7 +434,7 @@ class ScoreRepository(_Store):
                     break
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         if lead is None:
             return None
         return LeadScoreState(
@@ -513,7 +476,7 @@ class ScoreRepository(_Store):
             lead_write = {
                 "Update": {
                     "TableName": self.table_name,
-                    "Key": _marshal(lead_key(lead.id)),
+                    "Key": marshal(lead_key(lead.id)),
                     "UpdateExpression": "SET " + ", ".join(assignments),
                     "ConditionExpression": "#version = :expected",
                     "ExpressionAttributeNames": names,
@@ -524,7 +487,7 @@ class ScoreRepository(_Store):
             lead_write = {
                 "ConditionCheck": {
                     "TableName": self.table_name,
-                    "Key": _marshal(lead_key(lead.id)),
+                    "Key": marshal(lead_key(lead.id)),
                     "ConditionExpression": "#version = :expected",
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
@@ -536,14 +499,14 @@ class ScoreRepository(_Store):
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(score_item.model_dump(exclude_none=True)),
+                    "Item": marshal(score_item.model_dump(exclude_none=True)),
                 }
             },
             *(
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _marshal(ActivityItem.from_activity(activity).model_dump()),
+                        "Item": marshal(ActivityItem.from_activity(activity).model_dump()),
                     }
                 }
                 for activity in update.activities
@@ -552,41 +515,41 @@ class ScoreRepository(_Store):
         try:
             self._transact(items)
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
-                if _cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            if error_code(exc) == "TransactionCanceledException":
+                if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                     raise VersionConflict("The lead was changed while it was being scored") from exc
                 raise RetryableError("The score could not be written; try again") from exc
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def leave_decay_index(self, lead_id: str) -> None:
         """A converted lead's score is final: take it out of the decay pass."""
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_marshal(score_key(lead_id)),
+                Key=marshal(score_key(lead_id)),
                 UpdateExpression="REMOVE GSI1PK, GSI1SK",
                 ConditionExpression="attribute_exists(PK)",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise _translate(exc) from exc
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
 
     def lead_and_score(self, lead_id: str) -> tuple[Lead | None, ScoreBreakdown | None]:
         """The lead and its ledger as one snapshot: the ledger always adds up to the lead's score."""
         try:
             response = self.client.transact_get_items(
                 TransactItems=[
-                    {"Get": {"TableName": self.table_name, "Key": _marshal(lead_key(lead_id))}},
-                    {"Get": {"TableName": self.table_name, "Key": _marshal(score_key(lead_id))}},
+                    {"Get": {"TableName": self.table_name, "Key": marshal(lead_key(lead_id))}},
+                    {"Get": {"TableName": self.table_name, "Key": marshal(score_key(lead_id))}},
                 ]
             )
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise RetryableError("The score is being written; try again") from exc
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         lead_raw, score_raw = [response_item.get("Item") for response_item in response["Responses"]]
-        lead = LeadItem.model_validate(_unmarshal(lead_raw)).to_lead() if lead_raw else None
-        breakdown = ScoreItem.model_validate(_unmarshal(score_raw)).to_breakdown() if score_raw else None
+        lead = LeadItem.model_validate(unmarshal(lead_raw)).to_lead() if lead_raw else None
+        breakdown = ScoreItem.model_validate(unmarshal(score_raw)).to_breakdown() if score_raw else None
         return lead, breakdown
 
     # ------------------------------------------------------------ behavioural activities
@@ -598,14 +561,14 @@ class ScoreRepository(_Store):
             {
                 "ConditionCheck": {
                     "TableName": self.table_name,
-                    "Key": _marshal(lead_key(activity.lead_id)),
+                    "Key": marshal(lead_key(activity.lead_id)),
                     "ConditionExpression": "attribute_exists(PK)",
                 }
             },
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _marshal(item),
+                    "Item": marshal(item),
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
@@ -623,7 +586,7 @@ class ScoreRepository(_Store):
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _marshal(claim),
+                        "Item": marshal(claim),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 }
@@ -631,9 +594,9 @@ class ScoreRepository(_Store):
         try:
             self._transact(items)
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise _translate(exc) from exc
-            codes = _cancellation_codes(exc)
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
+            codes = cancellation_codes(exc)
             if codes[:1] == ["ConditionalCheckFailed"]:
                 raise NotFound(f"No lead with id {activity.lead_id}") from exc
             if event_id is not None and codes[2:3] == ["ConditionalCheckFailed"]:
@@ -682,12 +645,12 @@ class RescoreJobRepository(_Store):
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=_marshal(RescoreJobItem.from_job(job).model_dump()),
+                Item=marshal(RescoreJobItem.from_job(job).model_dump()),
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise _translate(exc) from exc
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
             existing = self.get(job.job_id)
             if existing is None:
                 raise RetryableError("The rescore job could not be read; try again") from exc
@@ -702,15 +665,15 @@ class RescoreJobRepository(_Store):
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_marshal(job_key(job_id)),
+                Key=marshal(job_key(job_id)),
                 UpdateExpression="SET #state = :to",
                 ConditionExpression="#state = :from",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":to": _value(to_state.value), ":from": _value(from_state.value)},
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise _translate(exc) from exc
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
 
     def list_page(
         self, partition: Partition, start_key: dict[str, Any] | None, limit: int
@@ -737,9 +700,9 @@ class RescoreJobRepository(_Store):
         try:
             response = self.client.query(**kwargs)
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         attribute = "id" if is_status else "lead_id"
-        ids = [str(_unmarshal(item)[attribute]) for item in response.get("Items", []) if attribute in item]
+        ids = [str(unmarshal(item)[attribute]) for item in response.get("Items", []) if attribute in item]
         return ids, response.get("LastEvaluatedKey")
 
     def claim_page(self, page: RescorePage, count: int, last: bool, now: datetime) -> PageMarker:
@@ -763,14 +726,14 @@ class RescoreJobRepository(_Store):
                     {
                         "Put": {
                             "TableName": self.table_name,
-                            "Item": _marshal({**marker, "next_sent": False}),
+                            "Item": marshal({**marker, "next_sent": False}),
                             "ConditionExpression": "attribute_not_exists(PK)",
                         }
                     },
                     {
                         "Update": {
                             "TableName": self.table_name,
-                            "Key": _marshal(job_key(page.job_id)),
+                            "Key": marshal(job_key(page.job_id)),
                             "UpdateExpression": update,
                             "ConditionExpression": "attribute_exists(PK)",
                             "ExpressionAttributeValues": values,
@@ -779,9 +742,9 @@ class RescoreJobRepository(_Store):
                 ]
             )
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise _translate(exc) from exc
-            codes = _cancellation_codes(exc)
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
+            codes = cancellation_codes(exc)
             if codes[1:2] == ["ConditionalCheckFailed"]:
                 raise NotFound(f"No rescore job {page.job_id}") from exc
             existing = self._get(page_key(page))
@@ -794,12 +757,12 @@ class RescoreJobRepository(_Store):
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_marshal(page_key(page)),
+                Key=marshal(page_key(page)),
                 UpdateExpression="SET next_sent = :yes",
                 ExpressionAttributeValues={":yes": _value(True)},
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def finish_page(self, page: RescorePage, count: int, changed: int) -> bool:
         """Count a rescored page into leads_done once; False when a duplicate delivery already did."""
@@ -809,7 +772,7 @@ class RescoreJobRepository(_Store):
                     {
                         "Update": {
                             "TableName": self.table_name,
-                            "Key": _marshal(page_key(page)),
+                            "Key": marshal(page_key(page)),
                             "UpdateExpression": "SET #state = :done",
                             "ConditionExpression": "#state = :listed",
                             "ExpressionAttributeNames": {"#state": "state"},
@@ -822,7 +785,7 @@ class RescoreJobRepository(_Store):
                     {
                         "Update": {
                             "TableName": self.table_name,
-                            "Key": _marshal(job_key(page.job_id)),
+                            "Key": marshal(job_key(page.job_id)),
                             "UpdateExpression": "ADD leads_done :count, leads_changed :changed",
                             "ExpressionAttributeValues": {
                                 ":count": _value(count),
@@ -833,9 +796,9 @@ class RescoreJobRepository(_Store):
                 ]
             )
         except ClientError as exc:
-            if _error_code(exc) != "TransactionCanceledException":
-                raise _translate(exc) from exc
-            if _cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                 return False
             raise RetryableError("The rescore page could not be counted; try again") from exc
         return True
@@ -845,7 +808,7 @@ class RescoreJobRepository(_Store):
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key=_marshal(job_key(job_id)),
+                Key=marshal(job_key(job_id)),
                 UpdateExpression="SET finished_at = :now, #state = :completed",
                 ConditionExpression=(
                     "attribute_exists(PK) AND attribute_not_exists(finished_at) AND #state = :running "
@@ -865,7 +828,7 @@ class RescoreJobRepository(_Store):
                 },
             )
         except ClientError as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise _translate(exc) from exc
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
             return False
         return True

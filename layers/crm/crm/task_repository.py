@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict
 
 from crm import aws, clock
 from crm.domain import Activity
+from crm.dynamo import error_code, marshal, unmarshal
 from crm.errors import InvalidInput, NotFound, RetryableError, VersionConflict
-from crm.repository import ActivityItem, LeadRepository, _error_code, _marshal, _unmarshal, shard_of
+from crm.repository import ActivityItem, LeadRepository, shard_of
 from crm.tasks import Task
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class TaskPage:
 
 
 def encode_cursor(last_key: dict[str, Any]) -> str:
-    item = _unmarshal(last_key)
+    item = unmarshal(last_key)
     payload = json.dumps({"sk": item["GSI1SK"]}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
@@ -115,7 +116,7 @@ def _start_key(owner: str, cursor: str) -> dict[str, Any]:
         clock.parse(due)
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput.single("cursor", "not a cursor this API returned") from None
-    return _marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
+    return marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
 
 
 class TaskRepository:
@@ -136,7 +137,7 @@ class TaskRepository:
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": _marshal(TaskItem.from_task(task, self.shards).model_dump(exclude_none=True)),
+                "Item": marshal(TaskItem.from_task(task, self.shards).model_dump(exclude_none=True)),
                 "ConditionExpression": "attribute_not_exists(PK)",
             }
         }
@@ -161,11 +162,11 @@ class TaskRepository:
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": _marshal(task_key(task.id)),
+                "Key": marshal(task_key(task.id)),
                 "UpdateExpression": expression,
                 "ConditionExpression": "#version = :expected",
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": _marshal(values),
+                "ExpressionAttributeValues": marshal(values),
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
@@ -176,7 +177,7 @@ class TaskRepository:
         try:
             self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 raise RetryableError("The task could not be written; try again") from exc
             raise LeadRepository._translate(exc) from exc
 
@@ -190,10 +191,10 @@ class TaskRepository:
         try:
             self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if _error_code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    old = _unmarshal(reasons[0].get("Item") or {})
+                    old = unmarshal(reasons[0].get("Item") or {})
                     if not old:
                         raise NotFound(f"No task with id {task.id}") from exc
                     raise VersionConflict(
@@ -207,12 +208,12 @@ class TaskRepository:
     def get(self, task_id: str) -> Task | None:
         try:
             response = self.client.get_item(
-                TableName=self.table_name, Key=_marshal(task_key(task_id)), ConsistentRead=True
+                TableName=self.table_name, Key=marshal(task_key(task_id)), ConsistentRead=True
             )
         except ClientError as exc:
             raise LeadRepository._translate(exc) from exc
         item = response.get("Item")
-        return TaskItem.model_validate(_unmarshal(item)).to_task() if item else None
+        return TaskItem.model_validate(unmarshal(item)).to_task() if item else None
 
     def open_tasks(
         self, owner: str, due_before: datetime | None, limit: int, cursor: str | None = None
@@ -227,7 +228,7 @@ class TaskRepository:
             "TableName": self.table_name,
             "IndexName": OWNER_INDEX,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": _marshal(values),
+            "ExpressionAttributeValues": marshal(values),
             "Limit": limit,
         }
         if cursor:
@@ -236,7 +237,7 @@ class TaskRepository:
             response = self.client.query(**kwargs)
         except ClientError as exc:
             raise LeadRepository._translate(exc) from exc
-        tasks = [TaskItem.model_validate(_unmarshal(raw)).to_task() for raw in response.get("Items", [])]
+        tasks = [TaskItem.model_validate(unmarshal(raw)).to_task() for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return TaskPage(tasks=tasks, cursor=encode_cursor(last) if last else None)
 
@@ -255,7 +256,7 @@ class TaskRepository:
                     "TableName": self.table_name,
                     "IndexName": DUE_INDEX,
                     "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK BETWEEN :low AND :high",
-                    "ExpressionAttributeValues": _marshal(
+                    "ExpressionAttributeValues": marshal(
                         {":pk": f"TASKDUE#{day.isoformat()}#{shard}", ":low": low, ":high": high}
                     ),
                 }
@@ -263,7 +264,7 @@ class TaskRepository:
                     while True:
                         response = self.client.query(**kwargs)
                         tasks += [
-                            TaskItem.model_validate(_unmarshal(raw)).to_task()
+                            TaskItem.model_validate(unmarshal(raw)).to_task()
                             for raw in response.get("Items", [])
                         ]
                         if "LastEvaluatedKey" not in response:
@@ -277,5 +278,5 @@ class TaskRepository:
 
 def _put_activity(table_name: str, activity: Activity) -> dict[str, Any]:
     return {
-        "Put": {"TableName": table_name, "Item": _marshal(ActivityItem.from_activity(activity).model_dump())}
+        "Put": {"TableName": table_name, "Item": marshal(ActivityItem.from_activity(activity).model_dump())}
     }

@@ -11,53 +11,16 @@ A user, their memberships and their email claim are always written in one transa
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm import aws
+from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.users import User
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-
-
-def marshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
-
-
-def unmarshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def cancellation_codes(exc: ClientError) -> list[str]:
-    reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
-    return [str(reason.get("Code") or "None") for reason in reasons]
-
-
-def translate(exc: ClientError) -> Exception:
-    if error_code(exc) in RETRYABLE_CODES:
-        return RetryableError("The database is busy; try again")
-    return exc
 
 
 def user_key(sub: str) -> dict[str, str]:
