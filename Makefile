@@ -73,6 +73,7 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.conversion
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.assignment
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.follow_ups
 
 redrive: $(STAMP) ## Move dead-lettered messages back to their source queue
 	$(BIN)/python -m devstack redrive

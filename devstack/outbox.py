@@ -12,7 +12,8 @@ _HTML_HINTS = ("<html", "<body", "<p", "<div", "<br", "<table", "<a ", "<h1", "<
 
 
 def sent_messages(model_data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every sent message as {id, from, to, cc, bcc, subject, html, text}, newest first."""
+    """Every sent message as {id, from, to, cc, bcc, subject, html, text, headers}, newest first (`headers`:
+    a raw MIME message's own headers, e.g. List-Unsubscribe; empty for the other kinds)."""
     ses = model_data.get("ses", {})
     messages = [_simple(m) for m in ses.get("Message", [])]
     messages += [_raw(m) for m in ses.get("RawMessage", [])]
@@ -40,6 +41,7 @@ def _simple(message: dict[str, Any]) -> dict[str, Any]:
         "subject": message.get("subject"),
         "html": body if is_html else None,
         "text": None if is_html else body,
+        "headers": {},
     }
 
 
@@ -54,6 +56,7 @@ def _templated(message: dict[str, Any]) -> dict[str, Any]:
         "subject": f"(template {message.get('template')})",
         "html": None,
         "text": message.get("template_data"),
+        "headers": {},
     }
 
 
@@ -62,16 +65,18 @@ def _raw(message: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(parsed, EmailMessage)
     html_part = parsed.get_body(("html",))
     text_part = parsed.get_body(("plain",))
+    # moto adds the message's To/Cc to the request's destinations: each address is listed once here.
+    recipients = message.get("destinations") or str(parsed.get("To", "")).split(",")
     return {
         "id": message.get("id"),
         "from": message.get("source") or parsed.get("From"),
-        "to": message.get("destinations")
-        or [a.strip() for a in str(parsed.get("To", "")).split(",") if a.strip()],
+        "to": list(dict.fromkeys(a.strip() for a in recipients if a.strip())),
         "cc": [a.strip() for a in str(parsed.get("Cc", "")).split(",") if a.strip()],
         "bcc": [],
         "subject": parsed.get("Subject"),
         "html": html_part.get_content() if html_part is not None else None,
         "text": text_part.get_content() if text_part is not None else None,
+        "headers": {name: str(value) for name, value in parsed.items()},
     }
 
 

@@ -147,21 +147,42 @@ def verify_email_identities(sesv2_client: Any, template: Template, seed: Seed) -
     return sorted(identities)
 
 
+def create_email_templates(ses_client: Any, template: Template) -> list[str]:
+    """The template's SES email templates (`AWS::SES::Template`), created or brought in line with it, through
+    the SES v1 API (moto's SES v2 has no templates; in AWS both APIs share them)."""
+    for spec in template.email_templates:
+        content = {
+            "TemplateName": spec.name,
+            "SubjectPart": spec.subject,
+            "HtmlPart": spec.html,
+            "TextPart": spec.text,
+        }
+        try:
+            ses_client.create_template(Template=content)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("AlreadyExists", "AlreadyExistsException"):
+                raise
+            ses_client.update_template(Template=content)
+    return [spec.name for spec in template.email_templates]
+
+
 def provision(clients: Any, template: Template, seed: Seed) -> None:
-    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, events and sesv2 attributes."""
+    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, events, ses and sesv2 attributes."""
     create_tables(clients.dynamodb, template)
     create_queues(clients.sqs, template)
     create_parameters(clients.ssm, template, seed)
     create_event_buses(clients.events, template)
     verify_email_identities(clients.sesv2, template, seed)
+    create_email_templates(clients.ses, template)
 
 
 def start_app_seeding(
     template: Template, seed: Seed, dynamodb_endpoint: str, users_file: Path
 ) -> subprocess.Popen[str] | None:
     """Start the application's own seeding (`python -m crm.seeding`, from the template's layer) with the
-    seed's demo users, so a fresh stack has its users and default assignment rules. Runs in a child process
-    while the rest of the stack starts; None when no layer of the template has that entry point."""
+    seed's demo users, so a fresh stack has its users, default assignment rules and default nurture sequence.
+    Runs in a child process while the rest of the stack starts; None when no layer of the template has that
+    entry point."""
     layer = next((lyr for lyr in template.layers if (lyr.content_dir / "crm" / "seeding.py").exists()), None)
     if layer is None:
         return None
@@ -171,6 +192,8 @@ def start_app_seeding(
         "PYTHONPATH": str(layer.content_dir),
         "TABLE_NAME": template.global_environment.get("TABLE_NAME", ""),
         "DEFAULT_TEAM": template.global_environment.get("DEFAULT_TEAM", "sales"),
+        # Names the default nurture sequence's SES templates (leadflow-<stage>-nurture-…).
+        "STAGE": template.global_environment.get("STAGE", "dev"),
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
         "AWS_REGION": LOCAL_REGION,
         "AWS_DEFAULT_REGION": LOCAL_REGION,

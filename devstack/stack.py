@@ -170,6 +170,7 @@ class LocalStack:
             ssm=session.client("ssm", endpoint_url=moto, config=config),
             events=session.client("events", endpoint_url=moto, config=config),
             sesv2=session.client("sesv2", endpoint_url=moto, config=config),
+            ses=session.client("ses", endpoint_url=moto, config=config),
             scheduler=session.client("scheduler", endpoint_url=moto, config=config),
         )
 

@@ -196,6 +196,17 @@ class SsmParameter:
     value: str
 
 
+@dataclass(frozen=True)
+class EmailTemplate:
+    """An SES email template (`AWS::SES::Template`)."""
+
+    logical_id: str
+    name: str
+    subject: str
+    html: str
+    text: str
+
+
 @dataclass
 class Template:
     """The resolved template: what the local stack creates and runs."""
@@ -216,6 +227,7 @@ class Template:
     ssm_parameters: list[SsmParameter] = field(default_factory=list)
     event_buses: list[str] = field(default_factory=list)
     email_identities: list[str] = field(default_factory=list)
+    email_templates: list[EmailTemplate] = field(default_factory=list)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -546,6 +558,18 @@ def _build_model(template: Template, symbols: dict[str, Any]) -> None:
         for _, props in by_type.get("AWS::SES::EmailIdentity", [])
         if "EmailIdentity" in props
     ]
+    for logical_id, props in by_type.get("AWS::SES::Template", []):
+        spec = props.get("Template") or {}
+        template.email_templates.append(
+            EmailTemplate(
+                logical_id=logical_id,
+                # CloudFormation names an unnamed template itself; locally it gets the resource's local name.
+                name=str(spec.get("TemplateName") or symbols[logical_id]["Ref"]),
+                subject=str(spec.get("SubjectPart", "")),
+                html=str(spec.get("HtmlPart", "")),
+                text=str(spec.get("TextPart", "")),
+            )
+        )
 
 
 _QUEUE_ATTRIBUTES = (

@@ -157,6 +157,14 @@ EXPECTED: dict[str, Case] = {
     "GET /analytics/funnel": Case("/analytics/funnel?group_by=source", **staff(200)),
     "GET /analytics/speed-to-lead": Case("/analytics/speed-to-lead", **staff(200)),
     "GET /analytics/sources": Case("/analytics/sources", **staff(200)),
+    # ---- nurture sequences (the seeded default sequence; anyone reads, managers and admins change)
+    "GET /nurture-sequences": Case("/nurture-sequences", **every(200)),
+    "POST /nurture-sequences": Case("/nurture-sequences", **staff(422), body={}),
+    "GET /nurture-sequences/{id}": Case("/nurture-sequences/seed-default-nurture", **every(200)),
+    "PATCH /nurture-sequences/{id}": Case(
+        "/nurture-sequences/seed-default-nurture", **staff(409), body={"name": "Renamed"}, headers=STALE
+    ),
+    "DELETE /nurture-sequences/{id}": Case(f"/nurture-sequences/{UNKNOWN_RULE}", **staff(404)),
 }
 
 PROTECTED = sorted(

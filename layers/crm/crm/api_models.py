@@ -146,6 +146,9 @@ class LeadResponse(BaseModel):
     assigned_at: UtcDatetime | None
     team: str | None
     nurture: bool = False
+    do_not_email: bool = False
+    do_not_email_reason: str | None = None
+    do_not_email_at: UtcDatetime | None = None
     converted: bool
     converted_at: UtcDatetime | None
     contact_id: str | None

@@ -78,20 +78,21 @@ def _lines(value: str) -> list[bytes]:
     return [line.strip().encode() for line in value.splitlines() if line.strip()]
 
 
-def signing_keys(direct_key: str, parameter_name: str) -> list[bytes]:
-    """The signing keys, newest first: the configured key, else the SSM parameter's lines."""
+def signing_keys(direct_key: str, parameter_name: str, purpose: str = "cursor signing key") -> list[bytes]:
+    """The signing keys, newest first: the configured key, else the SSM parameter's lines. `purpose` names
+    the key in errors (the unsubscribe links' key is configured the same way)."""
     if direct_key.strip():
         return _lines(direct_key)
     if not parameter_name:
-        raise RetryableError("Paging is not configured (no cursor signing key)")
+        raise RetryableError(f"Not configured: no {purpose}")
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     try:
         value = parameters.get_parameter(parameter_name, decrypt=True, max_age=KEY_CACHE_SECONDS)
     except GetParameterError as exc:
-        raise RetryableError("The cursor signing key is unavailable right now; try again") from exc
+        raise RetryableError(f"The {purpose} is unavailable right now; try again") from exc
     keys = _lines(str(value))
     if not keys:
-        raise RetryableError("The cursor signing key is empty")
+        raise RetryableError(f"The {purpose} is empty")
     return keys

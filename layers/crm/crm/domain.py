@@ -59,6 +59,10 @@ class Lead(BaseModel):
     team: str | None = None
     # Below the sales threshold when scored: left to nurture sequences instead of a rep (crm.routing).
     nurture: bool = False
+    # No marketing email may reach the lead (crm.unsubscribe): it unsubscribed, bounced or complained.
+    do_not_email: bool = False
+    do_not_email_reason: str | None = None  # unsubscribed | bounced | complained
+    do_not_email_at: UtcDatetime | None = None
     converted: bool = False
     converted_at: UtcDatetime | None = None
     contact_id: str | None = None

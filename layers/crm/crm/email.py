@@ -5,6 +5,8 @@ delivery, opens, clicks, bounces and complaints come back as EventBridge events 
 """
 
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,6 +38,8 @@ class OutgoingEmail:
     html: str
     text: str
     tags: dict[str, str] = field(default_factory=dict)
+    # Extra MIME headers (e.g. List-Unsubscribe): such an email is sent as a raw MIME message.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class EmailSender(Protocol):
@@ -44,16 +48,30 @@ class EmailSender(Protocol):
         ...
 
 
+def raw_message(sender: str, email: OutgoingEmail) -> bytes:
+    """The email as MIME (text and HTML alternatives) with its extra headers; header values lose line breaks,
+    so nothing a template renders can add a header."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = email.to
+    message["Subject"] = " ".join(email.subject.split())
+    for name, value in email.headers.items():
+        message[name] = " ".join(value.split())
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message.as_bytes()
+
+
 class SesEmailSender:
     def __init__(self, sender: str, configuration_set: str) -> None:
         self.sender = sender
         self.configuration_set = configuration_set
 
     def send(self, email: OutgoingEmail) -> str:
-        request: dict[str, object] = {
-            "FromEmailAddress": self.sender,
-            "Destination": {"ToAddresses": [email.to]},
-            "Content": {
+        content: dict[str, object] = (
+            {"Raw": {"Data": raw_message(self.sender, email)}}
+            if email.headers
+            else {
                 "Simple": {
                     "Subject": {"Data": email.subject, "Charset": "UTF-8"},
                     "Body": {
@@ -61,7 +79,12 @@ class SesEmailSender:
                         "Text": {"Data": email.text, "Charset": "UTF-8"},
                     },
                 }
-            },
+            }
+        )
+        request: dict[str, object] = {
+            "FromEmailAddress": self.sender,
+            "Destination": {"ToAddresses": [email.to]},
+            "Content": content,
             "EmailTags": [{"Name": name, "Value": value} for name, value in email.tags.items()],
         }
         if self.configuration_set:

@@ -10,7 +10,11 @@ Handlers here:
   it, it is marked for nurture (`crm.routing`);
 - keep counters: an assignment, reassignment, close or reopening made anywhere moves the open-lead
   counters (`AssignmentService.keep_load`);
-- notify: a new assignee gets a notification job (`crm.notifications`), deduplicated per assignment.
+- notify: a new assignee gets a notification job (`crm.notifications`), deduplicated per assignment;
+- follow-ups (`crm.follow_up_service`): a new lead starts its speed-to-lead timer, an assignment plans the
+  rep's follow-up tasks, the first contact (or conversion, or nurture) stops both;
+- nurture (`crm.nurture_events`): a lead marked nurture is enrolled in its sequence; converting, being
+  assigned, reaching the sales threshold or becoming do-not-email takes it out.
 """
 
 from collections.abc import Callable, Sequence
@@ -133,13 +137,20 @@ def notify_new_assignee(change: LeadChange) -> None:
 
 def default_handlers() -> list[LeadChangeHandler]:
     # List-index upkeep, search tokens and analytics counters (crm.lead_projections).
+    from crm.follow_up_service import plan_follow_ups, start_speed_to_lead_clock, stop_waiting_for_contact
     from crm.lead_projections import count_for_analytics, index_for_search, repair_list_index
+    from crm.nurture_events import enroll_in_nurture, stop_nurture
 
     return [
         route_lead,
         keep_open_lead_counters,
         notify_new_assignee,
+        start_speed_to_lead_clock,
+        plan_follow_ups,
+        stop_waiting_for_contact,
         repair_list_index,
         index_for_search,
         count_for_analytics,
+        enroll_in_nurture,
+        stop_nurture,
     ]

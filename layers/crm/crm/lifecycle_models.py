@@ -133,6 +133,9 @@ class TaskResponse(BaseModel):
     owner: str
     done: bool
     done_at: UtcDatetime | None
+    cancelled_at: UtcDatetime | None = None
+    cancel_reason: str | None = None
+    reminded_at: UtcDatetime | None = None
     created_by: str
     created_at: UtcDatetime
     updated_at: UtcDatetime

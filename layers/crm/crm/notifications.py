@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm.domain import Lead
+from crm.domain import Lead, UtcDatetime
 
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 
@@ -19,6 +19,9 @@ _LINE_BREAKS = re.compile(r"[\r\n\t\x00-\x1f\x7f]+")
 class NotificationKind(StrEnum):
     LEAD_ASSIGNED = "lead_assigned"  # to the rep who got the lead
     UNASSIGNED_LEAD = "unassigned_lead"  # to the managers of the team whose queue it waits in
+    TASK_REMINDER = "task_reminder"  # to a task's owner, when it comes due (crm.follow_up_service)
+    SLA_BREACHED = "sla_breached"  # to the team's managers: a new lead not contacted within the SLA
+    NURTURE_STEP = "nurture_step"  # to the lead: one step of its nurture sequence (crm.nurture_mailer)
 
 
 class NotificationRequest(BaseModel):
@@ -31,7 +34,9 @@ class NotificationRequest(BaseModel):
     lead_id: str = Field(min_length=1, max_length=64)
     event_id: str = Field(min_length=1, max_length=200)
     recipient: str | None = Field(default=None, max_length=128)  # a user's sub (lead_assigned)
-    team: str | None = Field(default=None, max_length=50)  # unassigned_lead
+    team: str | None = Field(default=None, max_length=50)  # unassigned_lead, sla_breached
+    task_id: str | None = Field(default=None, max_length=64)  # task_reminder
+    due_at: UtcDatetime | None = None  # task_reminder (the due time reminded of), sla_breached (deadline)
 
 
 @dataclass(frozen=True)
@@ -101,4 +106,31 @@ def render_unassigned_lead(lead: Lead, team: str, link: str) -> EmailContent:
         lead,
         link,
         f"Unassigned lead waiting in {_plain(team)}: {name}",
+    )
+
+
+def render_task_reminder(
+    lead: Lead, recipient_name: str, task_title: str, due: str, link: str
+) -> EmailContent:
+    name = _plain(f"{lead.first_name} {lead.last_name}")
+    return _render(
+        f"Due now: {_plain(task_title)}",
+        f"Hello {_plain(recipient_name)}, this task on one of your leads came due at {due}.",
+        lead,
+        link,
+        f"Reminder: {_plain(task_title)} - {name}",
+    )
+
+
+def render_sla_breached(
+    lead: Lead, team: str, link: str, *, deadline: str, overdue: str, owner: str
+) -> EmailContent:
+    name = _plain(f"{lead.first_name} {lead.last_name}")
+    return _render(
+        "Speed-to-lead SLA missed",
+        f"This new lead in team {_plain(team)} has not been contacted: it was due for a first contact by "
+        f"{deadline} ({overdue} ago). Current owner: {_plain(owner)}.",
+        lead,
+        link,
+        f"SLA missed: {name} not contacted yet",
     )

@@ -1,4 +1,5 @@
-"""Seed a table with users and the default assignment rules, so a fresh install assigns leads at once.
+"""Seed a table with users, the default assignment rules and the default nurture sequence, so a fresh
+install assigns leads at once and nurtures the others (with the SES templates of template.yaml).
 
 Idempotent: users and rules that exist already are left as they are (edits made since are kept).
 
@@ -29,6 +30,8 @@ from crm.assignment_repository import AssignmentRepository
 from crm.assignment_rules import default_assignment_rules
 from crm.auth import Role
 from crm.errors import Conflict
+from crm.nurture import default_nurture_sequence
+from crm.nurture_repository import NurtureRepository
 from crm.user_repository import UserRepository
 
 if TYPE_CHECKING:
@@ -44,6 +47,8 @@ class SeedReport:
     users_kept: list[str] = field(default_factory=list)
     rules_created: list[str] = field(default_factory=list)
     rules_kept: list[str] = field(default_factory=list)
+    sequences_created: list[str] = field(default_factory=list)
+    sequences_kept: list[str] = field(default_factory=list)
 
 
 def user_request(entry: dict[str, Any]) -> CreateUserRequest:
@@ -63,6 +68,8 @@ def seed(
     *,
     default_team: str = "sales",
     rules: bool = True,
+    nurture: bool = True,
+    stage: str = "dev",
     client: "DynamoDBClient | None" = None,
     now: datetime | None = None,
 ) -> SeedReport:
@@ -84,6 +91,13 @@ def seed(
                 report.rules_created.append(rule.id)
             except Conflict:
                 report.rules_kept.append(rule.id)
+    if nurture:
+        sequence = default_nurture_sequence(moment, stage)
+        try:
+            NurtureRepository(table_name, client=client).put_sequence(sequence, expected_version=None)
+            report.sequences_created.append(sequence.id)
+        except Conflict:
+            report.sequences_kept.append(sequence.id)
     return report
 
 
@@ -95,18 +109,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=os.environ.get("TABLE_NAME"), help="default: $TABLE_NAME")
     parser.add_argument("--default-team", default=os.environ.get("DEFAULT_TEAM", "sales"))
     parser.add_argument("--no-rules", action="store_true", help="do not add the default assignment rules")
+    parser.add_argument("--stage", default=os.environ.get("STAGE", "dev"), help="names the SES templates")
+    parser.add_argument("--no-nurture", action="store_true", help="do not add the default nurture sequence")
     args = parser.parse_args(argv)
     if not args.table:
         parser.error("give --table or set TABLE_NAME")
     try:
         users = json.loads(args.users.read_text()).get("users", [])
-        report = seed(args.table, users, default_team=args.default_team, rules=not args.no_rules)
+        report = seed(
+            args.table,
+            users,
+            default_team=args.default_team,
+            rules=not args.no_rules,
+            nurture=not args.no_nurture,
+            stage=args.stage,
+        )
     except (OSError, ValueError, ValidationError) as exc:
         print(f"seeding failed: {exc}", file=sys.stderr)
         return 1
     print(
         f"users: {len(report.users_created)} created, {len(report.users_kept)} already there; "
-        f"assignment rules: {len(report.rules_created)} created, {len(report.rules_kept)} already there"
+        f"assignment rules: {len(report.rules_created)} created, {len(report.rules_kept)} already there; "
+        f"nurture sequences: {len(report.sequences_created)} created, "
+        f"{len(report.sequences_kept)} already there"
     )
     return 0
 

@@ -16,16 +16,24 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.conversion import ConversionService
     from crm.cursor import CursorCodec
     from crm.domain import Lead
+    from crm.email_templates import SesTemplateStore
+    from crm.follow_up_scheduler import DueSource, FollowUpScheduler
+    from crm.follow_up_service import FollowUpService
     from crm.lead_events import LeadEventsDispatcher
     from crm.lead_query_service import LeadQueryService
     from crm.lifecycle import LifecycleService, TaskService
     from crm.list_repository import LeadListRepository
     from crm.notification_service import NotificationService
+    from crm.nurture_mailer import NurtureMailer
+    from crm.nurture_repository import NurtureRepository
+    from crm.nurture_service import NurtureSequenceService, NurtureService
     from crm.queues import SqsPublisher
     from crm.routing import RoutingService
     from crm.scoring_service import ActivityService, RescoreService, RuleService, ScoringService
     from crm.search import SearchIndex
     from crm.ses_events import EmailEventRecorder
+    from crm.unsubscribe import UnsubscribeTokens
+    from crm.unsubscribe_service import DoNotEmailService
     from crm.user_repository import UserRepository
     from crm.user_service import UserService
 
@@ -188,6 +196,7 @@ def notification_service() -> "NotificationService":
     from crm.email import SesEmailSender
     from crm.notification_repository import NotificationRepository
     from crm.notification_service import NotificationService
+    from crm.task_repository import TaskRepository
 
     settings = get_settings()
     return NotificationService(
@@ -195,9 +204,11 @@ def notification_service() -> "NotificationService":
         user_repository(),
         NotificationRepository(settings.table_name),
         SesEmailSender(settings.notification_sender, settings.ses_configuration_set),
+        TaskRepository(settings.table_name, settings.index_shards),
         public_base_url=settings.public_base_url,
         # A sender that died mid-send holds its claim this long; then a retry may send.
         lease=timedelta(seconds=120),
+        nurture=nurture_mailer(),
     )
 
 
@@ -206,7 +217,11 @@ def email_event_recorder() -> "EmailEventRecorder":
     from crm.notification_repository import NotificationRepository
     from crm.ses_events import EmailEventRecorder
 
-    return EmailEventRecorder(NotificationRepository(get_settings().table_name))
+    return EmailEventRecorder(
+        NotificationRepository(get_settings().table_name),
+        # A permanent bounce or a complaint about an email to a lead marks it do-not-email.
+        suppress=do_not_email_service().suppress_for_email_event,
+    )
 
 
 @cache
@@ -274,6 +289,118 @@ def analytics_service() -> "AnalyticsService":
     return AnalyticsService(AnalyticsRepository(settings.table_name, settings.index_shards))
 
 
+@cache
+def follow_up_service() -> "FollowUpService":
+    from crm.follow_up_repository import FollowUpRepository
+    from crm.follow_up_service import FollowUpService
+    from crm.task_repository import TaskRepository
+
+    settings = get_settings()
+    return FollowUpService(
+        lead_repository(),
+        TaskRepository(settings.table_name, settings.index_shards),
+        FollowUpRepository(settings.table_name, settings.index_shards),
+        publisher(),
+        notification_queue_url=settings.notification_queue_url,
+        sla=settings.speed_to_lead_sla(),
+        default_team=settings.default_team,
+    )
+
+
+def due_sources() -> list["DueSource"]:
+    """Every kind of due work the follow-up scheduler fires, in the order it fires them."""
+    return [*follow_up_service().due_sources(), nurture_service().due_source()]
+
+
+@cache
+def follow_up_scheduler() -> "FollowUpScheduler":
+    from crm.checkpoint_repository import CheckpointRepository
+    from crm.follow_up_scheduler import FollowUpScheduler
+
+    return FollowUpScheduler(CheckpointRepository(get_settings().table_name), due_sources())
+
+
+# ---------------------------------------------------------------- nurture sequences and unsubscribe
+
+
+@cache
+def nurture_repository() -> "NurtureRepository":
+    from crm.nurture_repository import NurtureRepository
+
+    settings = get_settings()
+    return NurtureRepository(settings.table_name, settings.index_shards)
+
+
+@cache
+def email_templates() -> "SesTemplateStore":
+    from crm.email_templates import SesTemplateStore
+
+    return SesTemplateStore()
+
+
+@cache
+def unsubscribe_tokens() -> "UnsubscribeTokens":
+    from crm.cursor import signing_keys
+    from crm.unsubscribe import UnsubscribeTokens
+
+    settings = get_settings()
+    return UnsubscribeTokens(
+        lambda: signing_keys(
+            settings.unsubscribe_signing_key, settings.unsubscribe_key_parameter, "unsubscribe signing key"
+        )
+    )
+
+
+@cache
+def nurture_sequence_service() -> "NurtureSequenceService":
+    from crm.nurture_service import NurtureSequenceService
+
+    return NurtureSequenceService(nurture_repository(), email_templates())
+
+
+@cache
+def nurture_service() -> "NurtureService":
+    from crm.nurture_service import NurtureService
+
+    settings = get_settings()
+    return NurtureService(
+        lead_repository(),
+        nurture_repository(),
+        publisher(),
+        notification_queue_url=settings.notification_queue_url,
+        sales_threshold=settings.sales_threshold,
+    )
+
+
+@cache
+def nurture_mailer() -> "NurtureMailer":
+    from datetime import timedelta
+
+    from crm.email import SesEmailSender
+    from crm.notification_repository import NotificationRepository
+    from crm.nurture_mailer import NurtureMailer
+
+    settings = get_settings()
+    return NurtureMailer(
+        lead_repository(),
+        nurture_repository(),
+        NotificationRepository(settings.table_name),
+        SesEmailSender(settings.notification_sender, settings.ses_configuration_set),
+        templates=email_templates(),
+        tokens=unsubscribe_tokens(),
+        public_base_url=settings.public_base_url,
+        sales_threshold=settings.sales_threshold,
+        lease=timedelta(seconds=120),
+    )
+
+
+@cache
+def do_not_email_service() -> "DoNotEmailService":
+    from crm.unsubscribe_service import DoNotEmailService
+
+    return DoNotEmailService(lead_repository())
+
+
 def caller(event: dict[str, Any]) -> "Principal":
     """The signed-in caller, with the teams the user directory gives them (what a manager may see).
 
@@ -302,6 +429,15 @@ def reset() -> None:
         cursor_codec,
         lead_query_service,
         analytics_service,
+        follow_up_service,
+        follow_up_scheduler,
+        nurture_repository,
+        email_templates,
+        unsubscribe_tokens,
+        nurture_sequence_service,
+        nurture_service,
+        nurture_mailer,
+        do_not_email_service,
     ):
         getter.cache_clear()
     scoring_service.cache_clear()

@@ -10,6 +10,7 @@ written only if absent, so a redelivered event adds nothing.
 """
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -93,8 +94,13 @@ def activity_for(event: dict[str, Any]) -> Activity | None:
 
 
 class EmailEventRecorder:
-    def __init__(self, deliveries: NotificationRepository) -> None:
+    def __init__(
+        self, deliveries: NotificationRepository, suppress: Callable[[Activity], object] | None = None
+    ) -> None:
         self.deliveries = deliveries
+        # Told every recorded (or repeated) event's activity: a permanent bounce or a complaint about an email
+        # to a lead marks it do-not-email (crm.unsubscribe_service); idempotent, so redeliveries are safe.
+        self.suppress = suppress
 
     def record(self, event: dict[str, Any]) -> bool:
         """Add the event's activity once; False for events about no lead, malformed ones, or repeats."""
@@ -112,4 +118,6 @@ class EmailEventRecorder:
             "Email event recorded" if recorded else "Email event already recorded (or lead gone)",
             extra={"lead_id": activity.lead_id, "type": activity.type},
         )
+        if self.suppress is not None:
+            self.suppress(activity)
         return recorded

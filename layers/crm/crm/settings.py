@@ -1,10 +1,14 @@
 """Environment, read once at cold start into a validated model."""
 
 import os
+from datetime import timedelta
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from crm.follow_ups import SpeedToLeadSla
 
 
 class Settings(BaseModel):
@@ -41,10 +45,20 @@ class Settings(BaseModel):
     rescore_page_size: int = Field(default=50, ge=1, le=500)
     rescore_concurrency: int = Field(default=8, ge=1, le=32)
 
+    # Speed to lead (crm.follow_ups): a new lead not contacted within this many minutes of working time
+    # escalates to its team's managers (0: off); working time as `mon-fri 09:00-17:00 Europe/London`, or
+    # empty for around the clock.
+    speed_to_lead_sla_minutes: int = Field(default=60, ge=0, le=60 * 24 * 30)
+    sla_working_hours: str = "mon-fri 09:00-17:00 UTC"
+
     # Lists and analytics (crm.lead_queries, crm.analytics): the page cursor's HMAC key, given directly
     # or (in AWS) as the name of an SSM SecureString; one line per key, newest first, during a rotation.
     cursor_signing_key: str = ""
     cursor_key_parameter: str = ""
+    # Nurture emails (crm.unsubscribe): the HMAC key of one-click unsubscribe links, configured like the
+    # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the SSM SecureString UNSUBSCRIBE_KEY_PARAMETER).
+    unsubscribe_signing_key: str = ""
+    unsubscribe_key_parameter: str = ""
 
     @field_validator("score_half_life_days", mode="before")
     @classmethod
@@ -55,6 +69,22 @@ class Settings(BaseModel):
             return None if float(value) == 0 else value  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return value  # reported by the field's own validation
+
+    @field_validator("sla_working_hours")
+    @classmethod
+    def readable_working_hours(cls, value: str) -> str:
+        from crm.follow_ups import parse_working_hours
+
+        parse_working_hours(value)  # ValueError says what is expected
+        return value
+
+    def speed_to_lead_sla(self) -> "SpeedToLeadSla":
+        from crm.follow_ups import SpeedToLeadSla, parse_working_hours
+
+        return SpeedToLeadSla(
+            allowance=timedelta(minutes=self.speed_to_lead_sla_minutes),
+            hours=parse_working_hours(self.sla_working_hours),
+        )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crm import aws, clock
 from crm.domain import Activity
-from crm.dynamo import error_code, marshal, unmarshal
+from crm.dynamo import cancellation_codes, error_code, marshal, query_due, unmarshal
 from crm.errors import InvalidInput, NotFound, RetryableError, VersionConflict
 from crm.repository import ActivityItem, LeadRepository, shard_of
 from crm.tasks import Task
@@ -70,10 +70,10 @@ class TaskItem(BaseModel):
         attributes = task.model_dump(mode="json")
         due_sort = f"{attributes['due_at']}#{task.id}"
         open_keys: dict[str, str] = {}
-        if not task.done:
-            open_keys = {
-                "GSI1PK": owner_partition(task.owner),
-                "GSI1SK": due_sort,
+        if task.is_open:
+            open_keys = {"GSI1PK": owner_partition(task.owner), "GSI1SK": due_sort}
+        if task.awaits_reminder:
+            open_keys |= {
                 "GSI2PK": due_partition(task.due_at, shard_of(task.id, shards)),
                 "GSI2SK": due_sort,
             }
@@ -89,9 +89,20 @@ class TaskItem(BaseModel):
         return Task.model_validate(self.model_extra or {})
 
 
-# The attributes a task change rewrites; anything else on the item (e.g. a reminder's bookkeeping,
-# added by the scheduler) is left as it is.
-_MANAGED = ("title", "priority", "due_at", "done", "done_at", "updated_at", "version")
+# The attributes a task change rewrites; anything else on the item is left as it is.
+_MANAGED = (
+    "title",
+    "priority",
+    "due_at",
+    "owner",
+    "done",
+    "done_at",
+    "cancelled_at",
+    "cancel_reason",
+    "reminded_at",
+    "updated_at",
+    "version",
+)
 _OPEN_INDEX_KEYS = ("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
 
 
@@ -181,6 +192,40 @@ class TaskRepository:
                 raise RetryableError("The task could not be written; try again") from exc
             raise LeadRepository._translate(exc) from exc
 
+    def create_if_absent(self, task: Task, activities: Iterable[Activity]) -> bool:
+        """Create a task whose id is derived from what caused it; False if it exists already (a retried
+        cause creates nothing twice, and writes none of its activities)."""
+        items = [self.put_new(task), *(_put_activity(self.table_name, a) for a in activities)]
+        try:
+            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                    return False
+                raise RetryableError("The task could not be written; try again") from exc
+            raise LeadRepository._translate(exc) from exc
+        return True
+
+    def mark_reminded(self, task: Task, now: datetime) -> bool:
+        """Record that the owner was reminded of the task as it is due now, which takes it off the
+        reminder index. False if the task changed since it was read (read it again and decide again)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal(task_key(task.id)),
+                UpdateExpression="SET reminded_at = :now, #version = :next REMOVE GSI2PK, GSI2SK",
+                ConditionExpression="#version = :read",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues=marshal(
+                    {":now": clock.isoformat(now), ":read": task.version, ":next": task.version + 1}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise LeadRepository._translate(exc) from exc
+        return True
+
     def save(self, task: Task, expected_version: int, activities: Iterable[Activity]) -> Task:
         """Store a changed task if nobody changed it since `expected_version`; version goes up by one."""
         stored = task.model_copy(update={"version": expected_version + 1})
@@ -241,39 +286,44 @@ class TaskRepository:
         last = response.get("LastEvaluatedKey")
         return TaskPage(tasks=tasks, cursor=encode_cursor(last) if last else None)
 
-    def open_tasks_due(self, since: datetime, until: datetime) -> list[Task]:
-        """Every open task due in [since, until], soonest first: one Query per due-day bucket and shard.
-
-        This is the reminder scheduler's read: it remembers where its last run stopped and passes that as
-        `since`, so a run missed while the system was down is caught up by the next one.
-        """
-        low, high = clock.isoformat(since), clock.isoformat(until) + "\uffff"
+    def lead_tasks(self, lead_id: str) -> list[Task]:
+        """Every task of a lead, open or not, soonest due first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LEAD_INDEX,
+            "KeyConditionExpression": "GSI3PK = :pk",
+            "ExpressionAttributeValues": marshal({":pk": f"LEADTASKS#{lead_id}"}),
+        }
         tasks: list[Task] = []
-        day = since.date()
-        while day <= until.date():
-            for shard in range(self.shards):
-                kwargs: dict[str, Any] = {
-                    "TableName": self.table_name,
-                    "IndexName": DUE_INDEX,
-                    "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK BETWEEN :low AND :high",
-                    "ExpressionAttributeValues": marshal(
-                        {":pk": f"TASKDUE#{day.isoformat()}#{shard}", ":low": low, ":high": high}
-                    ),
-                }
-                try:
-                    while True:
-                        response = self.client.query(**kwargs)
-                        tasks += [
-                            TaskItem.model_validate(unmarshal(raw)).to_task()
-                            for raw in response.get("Items", [])
-                        ]
-                        if "LastEvaluatedKey" not in response:
-                            break
-                        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-                except ClientError as exc:
-                    raise LeadRepository._translate(exc) from exc
-            day += timedelta(days=1)
-        return sorted(tasks, key=lambda task: (task.due_at, task.id))
+        try:
+            while True:
+                response = self.client.query(**kwargs)
+                tasks += [
+                    TaskItem.model_validate(unmarshal(raw)).to_task() for raw in response.get("Items", [])
+                ]
+                if "LastEvaluatedKey" not in response:
+                    return tasks
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise LeadRepository._translate(exc) from exc
+
+    def open_tasks_due(self, since: datetime, until: datetime, limit: int | None = None) -> list[Task]:
+        """Open tasks not yet reminded, due in [since, until], soonest first: one Query per due-day bucket
+        and shard (the reminder scheduler's read, crm.follow_up_scheduler)."""
+        try:
+            items = query_due(
+                self.client,
+                self.table_name,
+                index=DUE_INDEX,
+                prefix="TASKDUE",
+                since=since,
+                until=until,
+                shards=self.shards,
+                limit=limit,
+            )
+        except ClientError as exc:
+            raise LeadRepository._translate(exc) from exc
+        return [TaskItem.model_validate(item).to_task() for item in items]
 
 
 def _put_activity(table_name: str, activity: Activity) -> dict[str, Any]:

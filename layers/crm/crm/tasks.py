@@ -26,10 +26,11 @@ class TaskPriority(StrEnum):
 
 
 class TaskKind(StrEnum):
-    """Why a task exists: made by a person, or by a rule (qualification; follow-ups come later)."""
+    """Why a task exists: made by a person, or by a rule (qualification, assignment)."""
 
     TASK = "task"
     DISCOVERY_CALL = "discovery_call"
+    FOLLOW_UP = "follow_up"  # crm.follow_ups: +1 day and +1 week after assignment, until first contact
 
 
 class Task(BaseModel):
@@ -42,10 +43,23 @@ class Task(BaseModel):
     owner: str
     done: bool = False
     done_at: UtcDatetime | None = None
+    # Closed by a rule rather than done by a person (a follow-up once its lead has been contacted).
+    cancelled_at: UtcDatetime | None = None
+    cancel_reason: str | None = None
+    # When the owner was reminded that it came due (crm.follow_up_service); a new due date clears it.
+    reminded_at: UtcDatetime | None = None
     created_by: str
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int = 1
+
+    @property
+    def is_open(self) -> bool:
+        return not self.done and self.cancelled_at is None
+
+    @property
+    def awaits_reminder(self) -> bool:
+        return self.is_open and self.reminded_at is None
 
 
 def new_task(
@@ -133,6 +147,8 @@ def plan_task_update(task: Task, requested: TaskChanges, now: datetime) -> TaskU
         return TaskUpdatePlan(task=task, changes={})
     if "done" in updates:
         updates["done_at"] = now if updates["done"] else None
+    if "due_at" in updates:
+        updates["reminded_at"] = None  # a new due date deserves its own reminder
     updates["updated_at"] = now
     return TaskUpdatePlan(task=task.model_copy(update=updates), changes=changes)
 

@@ -12,7 +12,8 @@ principal carry. Availability for automatic assignment:
 """
 
 import re
-from datetime import datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -128,6 +129,30 @@ class WorkingHours(BaseModel):
             return today in self.days
         yesterday = _WEEKDAYS[(local - timedelta(days=1)).weekday()]
         return clock_time < self.end and yesterday in self.days
+
+    def shifts_from(self, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The working periods (UTC start, UTC end) that end after `moment`, in order, forever."""
+        zone = ZoneInfo(self.time_zone)
+        day = moment.astimezone(zone).date() - timedelta(days=1)  # yesterday's shift may run past midnight
+        while True:
+            if _WEEKDAYS[day.weekday()] in self.days:
+                start = datetime.combine(day, self.start, tzinfo=zone)
+                end_day = day if self.start < self.end else day + timedelta(days=1)
+                end = datetime.combine(end_day, self.end, tzinfo=zone)
+                start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+                if end_utc > moment:
+                    yield max(start_utc, moment.astimezone(UTC)), end_utc
+            day += timedelta(days=1)
+
+    def add_working_time(self, moment: datetime, duration: timedelta) -> datetime:
+        """The moment at which `duration` of working time has passed since `moment` (DST-aware: the shifts
+        are wall-clock times in `time_zone`). Adjacent shifts (a whole-day schedule) simply add up."""
+        remaining = duration
+        for start, end in self.shifts_from(moment):
+            if remaining <= end - start:
+                return start + remaining
+            remaining -= end - start
+        raise AssertionError("shifts_from never ends")  # pragma: no cover
 
 
 class OutOfOffice(BaseModel):

@@ -21,16 +21,19 @@ from crm import (
     assignment_api_models,
     conversion_models,
     lifecycle_models,
+    nurture_api_models,
     query_api_models,
     scoring_api_models,
 )
 from crm.api import analytics, assignment, capture, conversion, lead_queries, leads, scoring, tasks, users
+from crm.api import nurture as nurture_api
+from crm.api import unsubscribe as unsubscribe_api
 from crm.http import FORM, JSON
 
 TITLE = "LeadFlow lead management API"
 VERSION = "1.0.0"
 JWT_SCHEME = "CognitoJwt"
-_FORM_ROUTES = {("/capture/form", "post")}
+_FORM_ROUTES = {("/capture/form", "post"), ("/unsubscribe", "post")}
 
 # Every router factory of every API function: the document covers all of them.
 ROUTER_FACTORIES: list[Callable[[], Router]] = [
@@ -43,6 +46,8 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     assignment.build_router,
     lead_queries.build_router,
     analytics.build_router,
+    nurture_api.build_router,
+    unsubscribe_api.build_router,
 ]
 
 
@@ -55,6 +60,7 @@ def _request_models() -> dict[str, type[BaseModel]]:
         scoring_api_models,
         assignment_api_models,
         query_api_models,
+        nurture_api_models,
     ):
         for name in dir(module):
             value = getattr(module, name)

@@ -1,0 +1,17 @@
+"""Nurture sequences API: `/nurture-sequences` CRUD (JWT authorizer; managers and admins change them)."""
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crm.api import nurture
+from crm.http import build_resolver
+from crm.observability import logger, metrics, tracer
+
+app = build_resolver()
+app.include_router(nurture.build_router())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

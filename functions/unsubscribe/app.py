@@ -1,0 +1,17 @@
+"""Public one-click unsubscribe: `GET /unsubscribe?token=…` and `POST /unsubscribe` (RFC 8058)."""
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crm.api import unsubscribe
+from crm.http import build_resolver
+from crm.observability import logger, metrics, tracer
+
+app = build_resolver()
+app.include_router(unsubscribe.build_router())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

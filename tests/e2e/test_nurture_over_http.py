@@ -1,0 +1,148 @@
+"""Nurture through the real local stack with its clock moved forward, as the lead sees it: a low-score lead
+gets step 1 of the default sequence with a one-click unsubscribe link, unsubscribes with it, and gets nothing
+more.
+
+These tests move the stack's clock by days, so they get a stack of their own: the session's stack keeps real
+time for the other e2e tests.
+"""
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from devstack.stack import LocalStack
+
+from .conftest import Client
+from .test_assignment_over_http import bearer, eventually
+
+pytestmark = pytest.mark.e2e
+
+HOUR = 3600
+SETTLE_SECONDS = 3.0  # long enough for a queued job to reach the outbox (they take well under a second)
+
+
+@pytest.fixture(scope="module")
+def nurture_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(
+        port=0,
+        data_dir=tmp_path_factory.mktemp("devstack-nurture"),
+        workers_per_function=1,
+        log=lambda _l: None,
+    )
+    with stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def http(nurture_stack: LocalStack) -> Client:
+    return Client(nurture_stack.url)
+
+
+def emails_to(stack: LocalStack, address: str) -> list[dict[str, Any]]:
+    return [m for m in stack.outbox() if address in m["to"]]
+
+
+def lead(http: Client, stack: LocalStack, lead_id: str) -> dict[str, Any]:
+    response = http.request("GET", f"/leads/{lead_id}", headers=bearer(stack, "admin"))
+    assert response.status == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def activity_types(body: dict[str, Any]) -> list[str]:
+    return [a["type"] for a in body["activities"]]
+
+
+def test_the_default_sequence_is_there_out_of_the_box(http: Client, nurture_stack: LocalStack) -> None:
+    response = http.request("GET", "/nurture-sequences", headers=bearer(nurture_stack, "rep"))
+
+    assert response.status == 200
+    (default,) = [s for s in response.json()["sequences"] if s["id"] == "seed-default-nurture"]
+    assert default["active"] and default["conditions"] == []
+    assert [(s["delay_hours"], s["template"]) for s in default["steps"]] == [
+        (1, "leadflow-dev-nurture-welcome"),
+        (72, "leadflow-dev-nurture-resources"),
+        (168, "leadflow-dev-nurture-check-in"),
+    ]
+
+
+def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_nothing_more(
+    http: Client, nurture_stack: LocalStack
+) -> None:
+    address = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+    captured = http.request(
+        "POST",
+        "/capture/form",
+        data={"first_name": "Ada", "last_name": "Nurture", "email": address, "company": "Acme & Co"},
+    )
+    assert captured.status == 201
+    lead_id = captured.json()["id"]
+    # Scored low (nothing the seed rules reward), so marked nurture and enrolled in the default sequence.
+    enrolled = eventually(
+        lambda: (b := lead(http, nurture_stack, lead_id)) and "nurture_enrolled" in activity_types(b) and b
+    )
+    assert (
+        enrolled["nurture"] is True and enrolled["assigned_to"] is None and enrolled["do_not_email"] is False
+    )
+    nurture_stack.run_schedule("FollowUpsFunction")
+    time.sleep(SETTLE_SECONDS)
+    assert emails_to(nurture_stack, address) == []  # step 1 is due an hour after enrollment
+
+    nurture_stack.advance_clock(HOUR + 120)  # fires the due schedules, FollowUpsFunction among them
+    nurture_stack.run_schedule("FollowUpsFunction")  # and an overlapping run: nothing is sent twice
+    (email,) = eventually(lambda: emails_to(nurture_stack, address))
+    time.sleep(SETTLE_SECONDS)
+    assert len(emails_to(nurture_stack, address)) == 1
+
+    assert email["subject"] == "Thanks for your interest, Ada"
+    assert email["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = email["headers"]["List-Unsubscribe"].strip("<>")
+    assert link.startswith(f"{nurture_stack.url}/unsubscribe?token={lead_id}.")
+    assert "on behalf of Acme &amp; Co" in email["html"] and f'href="{link}"' in email["html"]
+    assert link in email["text"]
+
+    # The mail client's one-click button: POST the header's URL with List-Unsubscribe=One-Click.
+    target = urlsplit(link)
+    clicked = http.request("POST", f"{target.path}?{target.query}", data={"List-Unsubscribe": "One-Click"})
+    assert clicked.status == 200 and clicked.json()["unsubscribed"] is True
+    stopped = eventually(
+        lambda: (b := lead(http, nurture_stack, lead_id)) and "nurture_stopped" in activity_types(b) and b
+    )
+    assert stopped["do_not_email"] is True and stopped["do_not_email_reason"] == "unsubscribed"
+    (reason,) = [a["data"]["reason"] for a in stopped["activities"] if a["type"] == "nurture_stopped"]
+    assert reason == "unsubscribed"
+    page = http.request("GET", f"{target.path}?{target.query}")  # the footer link, clicked later: same answer
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert b"You are unsubscribed" in page.body
+
+    nurture_stack.advance_clock(72 * HOUR + 120)  # past step 2
+    nurture_stack.run_schedule("FollowUpsFunction")
+    time.sleep(SETTLE_SECONDS)
+
+    assert len(emails_to(nurture_stack, address)) == 1
+    sent = [a for a in lead(http, nurture_stack, lead_id)["activities"] if a["type"] == "nurture_email_sent"]
+    assert len(sent) == 1 and int(sent[0]["data"]["step"]) == 1
+
+
+def test_a_forged_or_missing_token_is_refused_and_changes_nothing(
+    http: Client, nurture_stack: LocalStack
+) -> None:
+    lead_id = http.request(
+        "POST",
+        "/capture/form",
+        data={
+            "first_name": "Grace",
+            "last_name": "Link",
+            "email": f"grace-{uuid.uuid4().hex[:8]}@example.com",
+        },
+    ).json()["id"]
+    forged = http.request("GET", f"/unsubscribe?token={lead_id}.not-the-signature")
+    missing = http.request("POST", "/unsubscribe", data={"List-Unsubscribe": "One-Click"})
+
+    assert forged.status == 400 and [f["field"] for f in forged.json()["fields"]] == ["token"]
+    assert missing.status == 400 and [f["field"] for f in missing.json()["fields"]] == ["token"]
+    assert lead(http, nurture_stack, lead_id)["do_not_email"] is False
