@@ -59,3 +59,19 @@ def local_stack(e2e_data_dir):
 @pytest.fixture(scope="session")
 def client(local_stack):
     return Client(local_stack.url)
+
+
+@pytest.fixture(scope="module")
+def clock_stack(tmp_path_factory):
+    """A local stack of the test module's own, for tests that move its clock by hours or days: the session's
+    stack keeps real time for the other e2e tests."""
+    data_dir = tmp_path_factory.mktemp("devstack-clock")
+    stack = LocalStack(port=0, data_dir=data_dir, workers_per_function=1, log=lambda _line: None)
+    with stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def http(clock_stack):
+    """A client of the module's own stack (`clock_stack`)."""
+    return Client(clock_stack.url)

@@ -2,13 +2,11 @@
 an assigned lead's one-day reminder arrives once, contacting the lead first cancels it, and a lead nobody
 contacts escalates to the team's manager.
 
-These tests move the stack's clock by days, so they get a stack of their own: the session's stack keeps
-real time for the other e2e tests.
+These tests move the stack's clock by days, so they run on a stack of their own (`clock_stack`).
 """
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,23 +22,6 @@ pytestmark = pytest.mark.e2e
 DAY = 24 * 3600
 SETTLE_SECONDS = 3.0  # long enough for a queued job to reach the outbox (they take well under a second)
 MANAGER = "5f0b7c1e-0a11-4d2b-9a01-000000000002"  # devstack/seed.json
-
-
-@pytest.fixture(scope="module")
-def clock_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(
-        port=0,
-        data_dir=tmp_path_factory.mktemp("devstack-clock"),
-        workers_per_function=1,
-        log=lambda _l: None,
-    )
-    with stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def http(clock_stack: LocalStack) -> Client:
-    return Client(clock_stack.url)
 
 
 def assigned_lead(http: Client, stack: LocalStack) -> tuple[dict[str, Any], dict[str, Any]]:

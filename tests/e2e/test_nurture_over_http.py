@@ -2,13 +2,11 @@
 gets step 1 of the default sequence with a one-click unsubscribe link, unsubscribes with it, and gets nothing
 more.
 
-These tests move the stack's clock by days, so they get a stack of their own: the session's stack keeps real
-time for the other e2e tests.
+These tests move the stack's clock by days, so they run on a stack of their own (`clock_stack`).
 """
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,23 +21,6 @@ pytestmark = pytest.mark.e2e
 
 HOUR = 3600
 SETTLE_SECONDS = 3.0  # long enough for a queued job to reach the outbox (they take well under a second)
-
-
-@pytest.fixture(scope="module")
-def nurture_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(
-        port=0,
-        data_dir=tmp_path_factory.mktemp("devstack-nurture"),
-        workers_per_function=1,
-        log=lambda _l: None,
-    )
-    with stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def http(nurture_stack: LocalStack) -> Client:
-    return Client(nurture_stack.url)
 
 
 def emails_to(stack: LocalStack, address: str) -> list[dict[str, Any]]:
@@ -57,8 +38,8 @@ def activity_types(body: dict[str, Any]) -> list[str]:
     return [a["type"] for a in body["activities"]]
 
 
-def test_the_default_sequence_is_there_out_of_the_box(http: Client, nurture_stack: LocalStack) -> None:
-    response = http.request("GET", "/nurture-sequences", headers=bearer(nurture_stack, "rep"))
+def test_the_default_sequence_is_there_out_of_the_box(http: Client, clock_stack: LocalStack) -> None:
+    response = http.request("GET", "/nurture-sequences", headers=bearer(clock_stack, "rep"))
 
     assert response.status == 200
     (default,) = [s for s in response.json()["sequences"] if s["id"] == "seed-default-nurture"]
@@ -71,7 +52,7 @@ def test_the_default_sequence_is_there_out_of_the_box(http: Client, nurture_stac
 
 
 def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_nothing_more(
-    http: Client, nurture_stack: LocalStack
+    http: Client, clock_stack: LocalStack
 ) -> None:
     address = f"ada-{uuid.uuid4().hex[:8]}@example.com"
     captured = http.request(
@@ -83,25 +64,25 @@ def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_no
     lead_id = captured.json()["id"]
     # Scored low (nothing the seed rules reward), so marked nurture and enrolled in the default sequence.
     enrolled = eventually(
-        lambda: (b := lead(http, nurture_stack, lead_id)) and "nurture_enrolled" in activity_types(b) and b
+        lambda: (b := lead(http, clock_stack, lead_id)) and "nurture_enrolled" in activity_types(b) and b
     )
     assert (
         enrolled["nurture"] is True and enrolled["assigned_to"] is None and enrolled["do_not_email"] is False
     )
-    nurture_stack.run_schedule("FollowUpsFunction")
+    clock_stack.run_schedule("FollowUpsFunction")
     time.sleep(SETTLE_SECONDS)
-    assert emails_to(nurture_stack, address) == []  # step 1 is due an hour after enrollment
+    assert emails_to(clock_stack, address) == []  # step 1 is due an hour after enrollment
 
-    nurture_stack.advance_clock(HOUR + 120)  # fires the due schedules, FollowUpsFunction among them
-    nurture_stack.run_schedule("FollowUpsFunction")  # and an overlapping run: nothing is sent twice
-    (email,) = eventually(lambda: emails_to(nurture_stack, address))
+    clock_stack.advance_clock(HOUR + 120)  # fires the due schedules, FollowUpsFunction among them
+    clock_stack.run_schedule("FollowUpsFunction")  # and an overlapping run: nothing is sent twice
+    (email,) = eventually(lambda: emails_to(clock_stack, address))
     time.sleep(SETTLE_SECONDS)
-    assert len(emails_to(nurture_stack, address)) == 1
+    assert len(emails_to(clock_stack, address)) == 1
 
     assert email["subject"] == "Thanks for your interest, Ada"
     assert email["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     link = email["headers"]["List-Unsubscribe"].strip("<>")
-    assert link.startswith(f"{nurture_stack.url}/unsubscribe?token={lead_id}.")
+    assert link.startswith(f"{clock_stack.url}/unsubscribe?token={lead_id}.")
     assert "on behalf of Acme &amp; Co" in email["html"] and f'href="{link}"' in email["html"]
     assert link in email["text"]
 
@@ -110,7 +91,7 @@ def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_no
     clicked = http.request("POST", f"{target.path}?{target.query}", data={"List-Unsubscribe": "One-Click"})
     assert clicked.status == 200 and clicked.json()["unsubscribed"] is True
     stopped = eventually(
-        lambda: (b := lead(http, nurture_stack, lead_id)) and "nurture_stopped" in activity_types(b) and b
+        lambda: (b := lead(http, clock_stack, lead_id)) and "nurture_stopped" in activity_types(b) and b
     )
     assert stopped["do_not_email"] is True and stopped["do_not_email_reason"] == "unsubscribed"
     (reason,) = [a["data"]["reason"] for a in stopped["activities"] if a["type"] == "nurture_stopped"]
@@ -119,17 +100,17 @@ def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_no
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
     assert b"You are unsubscribed" in page.body
 
-    nurture_stack.advance_clock(72 * HOUR + 120)  # past step 2
-    nurture_stack.run_schedule("FollowUpsFunction")
+    clock_stack.advance_clock(72 * HOUR + 120)  # past step 2
+    clock_stack.run_schedule("FollowUpsFunction")
     time.sleep(SETTLE_SECONDS)
 
-    assert len(emails_to(nurture_stack, address)) == 1
-    sent = [a for a in lead(http, nurture_stack, lead_id)["activities"] if a["type"] == "nurture_email_sent"]
+    assert len(emails_to(clock_stack, address)) == 1
+    sent = [a for a in lead(http, clock_stack, lead_id)["activities"] if a["type"] == "nurture_email_sent"]
     assert len(sent) == 1 and int(sent[0]["data"]["step"]) == 1
 
 
 def test_a_forged_or_missing_token_is_refused_and_changes_nothing(
-    http: Client, nurture_stack: LocalStack
+    http: Client, clock_stack: LocalStack
 ) -> None:
     lead_id = http.request(
         "POST",
@@ -145,4 +126,4 @@ def test_a_forged_or_missing_token_is_refused_and_changes_nothing(
 
     assert forged.status == 400 and [f["field"] for f in forged.json()["fields"]] == ["token"]
     assert missing.status == 400 and [f["field"] for f in missing.json()["fields"]] == ["token"]
-    assert lead(http, nurture_stack, lead_id)["do_not_email"] is False
+    assert lead(http, clock_stack, lead_id)["do_not_email"] is False

@@ -204,7 +204,7 @@ class UnsubscribeInTheWindow(NurtureRepository):
     claim of the email: exactly the window the claim's lead-version check must close."""
 
     def __init__(self, base: NurtureRepository, unsubscribe: Callable[[], Any]) -> None:
-        super().__init__(base.table_name, base.shards, base.client)
+        super().__init__(base.table_name, base.shards, client=base.client)
         self.unsubscribe = unsubscribe
         self.claims: list[SendClaim] = []
 

@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crm import aws, clock
+from crm import clock
 from crm.analytics import (
     COUNTER_FIELDS,
     CounterKey,
@@ -40,12 +40,10 @@ from crm.analytics import (
     month_of,
 )
 from crm.domain import Lead, LeadStatus
+from crm.dynamo import TableRepository
 from crm.errors import RetryableError
 from crm.list_repository import key_condition, marshal, unmarshal
 from crm.repository import LeadItem
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 TRANSACTION_ATTEMPTS = 6
 MARKER_TTL_SECONDS = 3 * 86_400  # a stream keeps records 24 h: markers outlive any redelivery
@@ -117,18 +115,7 @@ def counter_items(leads: Iterable[Lead]) -> list[dict[str, Any]]:
     ]
 
 
-class AnalyticsRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class AnalyticsRepository(TableRepository):
     # ------------------------------------------------------------------ writes (the stream handler)
     def apply(
         self,

@@ -17,21 +17,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws, clock
+from crm import clock
 from crm.assignment_rules import AssignmentRule
 from crm.domain import Activity, Lead, LeadStatus
-from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
+from crm.dynamo import (
+    TableRepository,
+    cancellation_codes,
+    error_code,
+    marshal,
+    translate,
+    unmarshal,
+    versioned,
+)
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.lead_index import list_index_attributes
 from crm.repository import ActivityItem, LeadItem, lead_key, shard_of
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
 RULES_PK = "RULES#assignment"
@@ -163,18 +168,7 @@ class LoadSnapshot:
     claimed_by: str | None
 
 
-class AssignmentRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class AssignmentRepository(TableRepository):
     # ------------------------------------------------------------------ rules
     def list_rules(self) -> list[AssignmentRule]:
         items = self._query(
@@ -206,14 +200,8 @@ class AssignmentRepository:
                 }
             ),
         }
-        if expected_version is None:
-            put["ConditionExpression"] = "attribute_not_exists(PK)"
-        else:
-            put["ConditionExpression"] = "#version = :expected"
-            put["ExpressionAttributeNames"] = {"#version": "version"}
-            put["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         try:
-            self.client.put_item(**put)
+            self.client.put_item(**versioned(put, expected_version))
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 if expected_version is None:

@@ -4,32 +4,18 @@ checkpoint   PK=SCHEDULER#follow_ups   SK=CHECKPOINT#<source>   until (ISO-8601 
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from crm import aws, clock
-from crm.dynamo import marshal, translate, unmarshal
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from crm import clock
+from crm.dynamo import TableRepository, marshal, translate, unmarshal
 
 
 def checkpoint_key(source: str) -> dict[str, str]:
     return {"PK": "SCHEDULER#follow_ups", "SK": f"CHECKPOINT#{source}"}
 
 
-class CheckpointRepository:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class CheckpointRepository(TableRepository):
     def get(self, source: str) -> datetime | None:
         try:
             response = self.client.get_item(

@@ -10,12 +10,11 @@ Key design (docs/data-model.md):
 A conversion is one `TransactWriteItems`; `commit` turns each cancellation reason into what it means.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws
 from crm.conversion import (
     Company,
     CompanyKeyTaken,
@@ -25,16 +24,13 @@ from crm.conversion import (
     LeadAlreadyChanged,
     Lookup,
 )
-from crm.dynamo import error_code, marshal, unmarshal
+from crm.dynamo import TableRepository, error_code, marshal, unmarshal
 from crm.errors import InvalidInput, RetryableError
 from crm.repository import (
     ActivityItem,
     LeadItem,
     LeadRepository,
 )
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def contact_key(contact_id: str) -> dict[str, str]:
@@ -131,18 +127,7 @@ class DealItem(BaseModel):
         return Deal.model_validate(self.model_extra or {})
 
 
-class ConversionRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class ConversionRepository(TableRepository):
     # ------------------------------------------------------------------ reads
     def lookup(self, keys: list[str], company_id: str | None, contact_id: str | None) -> Lookup:
         """Company key owners and the records asked to attach to: one consistent BatchGetItem."""

@@ -8,21 +8,23 @@ conditional write that changes its state, so the scheduler's Query sees each pen
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity
-from crm.dynamo import cancellation_codes, error_code, marshal, query_due, translate, unmarshal
+from crm.dynamo import (
+    TableRepository,
+    cancellation_codes,
+    error_code,
+    marshal,
+    translate,
+    unmarshal,
+)
 from crm.errors import RetryableError
 from crm.follow_ups import SlaTimer, TimerState
 from crm.repository import ActivityItem, shard_of
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-DUE_INDEX = "GSI2"
 
 
 def sla_timer_key(lead_id: str) -> dict[str, str]:
@@ -33,18 +35,7 @@ def sla_due_partition(due_at: datetime, shard: int) -> str:
     return f"SLADUE#{clock.isoformat(due_at)[:10]}#{shard}"
 
 
-class FollowUpRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class FollowUpRepository(TableRepository):
     def start(self, timer: SlaTimer) -> bool:
         """Store a pending timer unless the lead has one already (a redelivered INSERT starts nothing)."""
         attributes = timer.model_dump(mode="json", exclude_none=True)
@@ -141,17 +132,5 @@ class FollowUpRepository:
 
     def due(self, since: datetime, until: datetime, limit: int) -> list[SlaTimer]:
         """Pending timers due in [since, until], soonest first (crm.dynamo.query_due)."""
-        try:
-            items = query_due(
-                self.client,
-                self.table_name,
-                index=DUE_INDEX,
-                prefix="SLADUE",
-                since=since,
-                until=until,
-                shards=self.shards,
-                limit=limit,
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
+        items = self.query_due("SLADUE", since, until, limit)
         return [SlaTimer.model_validate(item) for item in items]

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity, Lead
-from crm.dynamo import error_code, marshal, unmarshal
+from crm.dynamo import TableRepository, error_code, marshal, unmarshal
 from crm.errors import EmailTaken, RetryableError, VersionConflict
 from crm.repository import (
     ActivityItem,
@@ -37,18 +37,10 @@ class EmailMove:
     new: str
 
 
-class LeadChangeRepository:
+class LeadChangeRepository(TableRepository):
     def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-        self._tasks = TaskRepository(table_name, shards, client)
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
+        super().__init__(table_name, shards, client=client)
+        self._tasks = TaskRepository(table_name, shards, client=client)
 
     def save(
         self,

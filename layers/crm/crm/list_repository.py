@@ -13,20 +13,17 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from crm import aws
 from crm.domain import Activity, Lead
+from crm.dynamo import TableRepository
 from crm.errors import RetryableError
 from crm.lead_index import list_index_attributes
 from crm.lead_queries import ListPlan
 from crm.repository import ActivityItem, LeadItem, lead_key
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_PARALLEL_QUERIES = 16
 BATCH_GET_LIMIT = 100
@@ -135,17 +132,7 @@ def merge_sorted(
     return page
 
 
-class LeadListRepository:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class LeadListRepository(TableRepository):
     # ------------------------------------------------------------------ lists
     def read_page(self, plan: ListPlan, limit: int, after: str | None) -> list[IndexEntry]:
         """Up to `limit + 1` index entries of the plan, in order, strictly after `after`."""

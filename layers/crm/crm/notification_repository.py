@@ -10,18 +10,15 @@ A delivery is claimed with a conditional write before the email is sent: a redel
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity
-from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
+from crm.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.errors import RetryableError
 from crm.repository import ActivityItem, lead_key
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_ERROR_LENGTH = 500
 
@@ -43,17 +40,7 @@ class DeliveryKey:
         return {"PK": f"LEAD#{self.lead_id}", "SK": f"NOTIFY#{self.kind}#{self.event_id}#{self.recipient}"}
 
 
-class NotificationRepository:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class NotificationRepository(TableRepository):
     def claim(self, delivery: DeliveryKey, now: datetime, lease: timedelta) -> Claim:
         moment = clock.isoformat(now)
         try:

@@ -17,24 +17,20 @@ do-not-email since) and the enrollment not stopped: an unsubscribe that commits 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity
-from crm.dynamo import error_code, marshal, query_due, translate, unmarshal
+from crm.dynamo import TableRepository, error_code, marshal, translate, unmarshal, versioned
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.notification_repository import DeliveryKey
 from crm.nurture import EnrollmentState, NurtureEnrollment, NurtureSequence
 from crm.repository import ActivityItem, lead_key, shard_of
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 SEQUENCES_PK = "NURTURE#sequences"
-DUE_INDEX = "GSI2"
 DUE_PREFIX = "NURTUREDUE"
 _DUE_KEYS = ("GSI2PK", "GSI2SK")
 
@@ -107,18 +103,7 @@ def _sequence_from(item: dict[str, Any]) -> NurtureSequence:
     )
 
 
-class NurtureRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class NurtureRepository(TableRepository):
     # ------------------------------------------------------------------ sequences
     def list_sequences(self) -> list[NurtureSequence]:
         kwargs: dict[str, Any] = {
@@ -165,14 +150,8 @@ class NurtureRepository:
             ),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        if expected_version is None:
-            put["ConditionExpression"] = "attribute_not_exists(PK)"
-        else:
-            put["ConditionExpression"] = "#version = :expected"
-            put["ExpressionAttributeNames"] = {"#version": "version"}
-            put["ExpressionAttributeValues"] = {":expected": {"N": str(expected_version)}}
         try:
-            self.client.put_item(**put)
+            self.client.put_item(**versioned(put, expected_version))
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 if expected_version is None:
@@ -263,19 +242,7 @@ class NurtureRepository:
     def due(self, since: datetime, until: datetime, limit: int) -> list[NurtureEnrollment]:
         """Active enrollments whose next step is due in [since, until], soonest first, at most `limit`: one
         Query per due day and shard of the sparse due index (`crm.dynamo.query_due`)."""
-        try:
-            items = query_due(
-                self.client,
-                self.table_name,
-                index=DUE_INDEX,
-                prefix=DUE_PREFIX,
-                since=since,
-                until=until,
-                shards=self.shards,
-                limit=limit,
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
+        items = self.query_due(DUE_PREFIX, since, until, limit)
         return [EnrollmentItem.model_validate(item).to_enrollment() for item in items]
 
     # ------------------------------------------------------------------ emails

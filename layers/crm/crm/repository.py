@@ -13,19 +13,15 @@ Key design (see docs/data-model.md):
 
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws
 from crm.domain import Activity, Lead
-from crm.dynamo import error_code, marshal, translate, unmarshal
+from crm.dynamo import TableRepository, error_code, marshal, translate, unmarshal
 from crm.errors import DuplicateEmail, RetryableError, VersionConflict
 from crm.lead_index import list_index_attributes
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def shard_of(identifier: str, shards: int) -> int:
@@ -116,18 +112,7 @@ def _lead_attributes(lead: Lead) -> dict[str, Any]:
     return attributes
 
 
-class LeadRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class LeadRepository(TableRepository):
     # ------------------------------------------------------------------ writes
     def create(self, lead: Lead, activities: Iterable[Activity]) -> None:
         """Write a new lead, its email claim and its first activities in one transaction.

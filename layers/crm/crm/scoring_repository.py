@@ -21,9 +21,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity, Lead, LeadStatus
-from crm.dynamo import cancellation_codes, deserializer, error_code, marshal, serializer, translate, unmarshal
+from crm.dynamo import (
+    TableRepository,
+    cancellation_codes,
+    deserializer,
+    error_code,
+    marshal,
+    serializer,
+    translate,
+    unmarshal,
+)
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.repository import ActivityItem, LeadItem, lead_key, shard_of
 from crm.rescoring import (
@@ -115,17 +124,7 @@ def page_key(page: RescorePage) -> dict[str, str]:
     return {"PK": f"RESCORE#{page.job_id}", "SK": f"PAGE#{page.marker}"}
 
 
-class _Store:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class _Store(TableRepository):
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
             response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
@@ -400,8 +399,7 @@ class ScoreItem(BaseModel):
 
 class ScoreRepository(_Store):
     def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        super().__init__(table_name, client)
-        self.shards = shards
+        super().__init__(table_name, shards, client=client)
 
     def read(self, lead_id: str, with_activities: bool = True) -> LeadScoreState | None:
         """The lead, its activities (when rules read them) and its stored ledger, strongly consistent."""

@@ -18,18 +18,15 @@ import heapq
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from crm import aws
 from crm.domain import Lead
+from crm.dynamo import TableRepository
 from crm.errors import RetryableError
 from crm.list_repository import marshal, resume_bounds, unmarshal
 from crm.search import SearchHit, first_matching_token, lead_scopes, tokens_for
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 SEARCH_ENTITY = "search_token"
 MANIFEST_ENTITY = "search_doc"
@@ -87,17 +84,7 @@ def wanted_items(lead: Lead, version: int) -> dict[tuple[str, str], dict[str, An
     return items
 
 
-class DynamoSearchIndex:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class DynamoSearchIndex(TableRepository):
     # ------------------------------------------------------------------ reads
     def search(self, scopes: list[str], prefix: str, limit: int, after: str | None) -> list[SearchHit]:
         bounds = resume_bounds(prefix, prefix + _TOP, False, after)

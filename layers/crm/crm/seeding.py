@@ -75,7 +75,7 @@ def seed(
 ) -> SeedReport:
     moment = now or clock.now()
     report = SeedReport()
-    user_repository = UserRepository(table_name, client)
+    user_repository = UserRepository(table_name, client=client)
     for entry in users:
         request = user_request(entry)
         try:

@@ -18,23 +18,19 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws, clock
+from crm import clock
 from crm.domain import Activity
-from crm.dynamo import cancellation_codes, error_code, marshal, query_due, unmarshal
+from crm.dynamo import TableRepository, cancellation_codes, error_code, marshal, unmarshal
 from crm.errors import InvalidInput, NotFound, RetryableError, VersionConflict
 from crm.repository import ActivityItem, LeadRepository, shard_of
 from crm.tasks import Task
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 OWNER_INDEX = "GSI1"
-DUE_INDEX = "GSI2"
 LEAD_INDEX = "GSI3"
 
 
@@ -130,18 +126,7 @@ def _start_key(owner: str, cursor: str) -> dict[str, Any]:
     return marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
 
 
-class TaskRepository:
-    def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self.shards = shards
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class TaskRepository(TableRepository):
     # ------------------------------------------------------------------ transaction items
     def put_new(self, task: Task) -> dict[str, Any]:
         """A TransactWriteItems entry creating `task` (used alone or beside a lead change)."""
@@ -310,19 +295,7 @@ class TaskRepository:
     def open_tasks_due(self, since: datetime, until: datetime, limit: int | None = None) -> list[Task]:
         """Open tasks not yet reminded, due in [since, until], soonest first: one Query per due-day bucket
         and shard (the reminder scheduler's read, crm.follow_up_scheduler)."""
-        try:
-            items = query_due(
-                self.client,
-                self.table_name,
-                index=DUE_INDEX,
-                prefix="TASKDUE",
-                since=since,
-                until=until,
-                shards=self.shards,
-                limit=limit,
-            )
-        except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
+        items = self.query_due("TASKDUE", since, until, limit)
         return [TaskItem.model_validate(item).to_task() for item in items]
 
 

@@ -9,18 +9,14 @@ A user, their memberships and their email claim are always written in one transa
 """
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm import aws
-from crm.dynamo import cancellation_codes, error_code, marshal, translate, unmarshal
+from crm.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.users import User
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def user_key(sub: str) -> dict[str, str]:
@@ -84,17 +80,7 @@ def _attributes(user: User) -> dict[str, Any]:
     return attributes
 
 
-class UserRepository:
-    def __init__(self, table_name: str, client: "DynamoDBClient | None" = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> "DynamoDBClient":
-        if self._client is None:
-            self._client = aws.dynamodb()
-        return self._client
-
+class UserRepository(TableRepository):
     # ------------------------------------------------------------------ writes
     def create(self, user: User) -> None:
         """A new user with their memberships and email claim; Conflict if the sub or the email is taken."""
