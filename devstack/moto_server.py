@@ -1,4 +1,5 @@
-"""moto in server mode, in its own process: SQS, SES (v1 and v2), EventBridge, EventBridge Scheduler, SSM."""
+"""moto in server mode, in its own process: SQS, SES (v1 and v2), EventBridge, EventBridge Scheduler, SSM,
+Secrets Manager."""
 
 from __future__ import annotations
 

@@ -16,13 +16,26 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .seed import Seed
-from .template import LOCAL_REGION, Queue, Table, Template
+from .template import LOCAL_REGION, Queue, Secret, Table, Template, TemplateError
 
 log = logging.getLogger("devstack")
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Index keys DynamoDB's CreateTable accepts; CloudFormation-only ones (ContributorInsights...) are dropped.
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput", "OnDemandThroughput")
+# GenerateSecretString properties that are GetRandomPassword options (the others shape a JSON secret).
+_PASSWORD_OPTIONS = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
+# moto names a resource created with this tag after its value: here, the ARN suffix the template resolved.
+_MOTO_CUSTOM_ID_TAG = "_custom_id_"
 
 
 def table_definition(table: Table) -> dict[str, Any]:
@@ -125,6 +138,90 @@ def create_parameters(ssm_client: Any, template: Template, seed: Seed) -> list[s
     return names
 
 
+def create_secrets(secretsmanager_client: Any, template: Template, seed: Seed) -> dict[str, str]:
+    """The template's Secrets Manager secrets, under the ARNs its `!Ref`s resolve to (what the functions get);
+    return {logical id: ARN}. A value the seed names (the unsubscribe key the sample events are signed with)
+    is put as it is; otherwise the value is the template's `SecretString`, or generated from
+    `GenerateSecretString` by Secrets Manager's own GetRandomPassword, once, as CloudFormation does: a
+    generated value stays while moto runs."""
+    fixed: dict[str, str] = {}
+    for seed_secret in seed.secrets:
+        try:
+            fixed[seed_parameter_name(seed_secret.name, template)] = seed_secret.value
+        except KeyError as exc:
+            log.warning("seed secret %s skipped: the template's Globals have no %s", seed_secret.name, exc)
+    arns: dict[str, str] = {}
+    for secret in template.secrets:
+        declared = fixed.get(secret.name, secret.secret_string)
+        try:
+            current = secretsmanager_client.describe_secret(SecretId=secret.name)["ARN"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            current = _create_secret(secretsmanager_client, secret, declared)
+        else:
+            if declared is not None and _secret_value(secretsmanager_client, secret.name) != declared:
+                secretsmanager_client.put_secret_value(SecretId=secret.name, SecretString=declared)
+        if current != secret.arn:
+            raise TemplateError(
+                f"{secret.logical_id}: moto holds secret {secret.name} as {current}, but the functions are "
+                f"given {secret.arn}; restart the local stack"
+            )
+        arns[secret.logical_id] = current
+    return arns
+
+
+def _create_secret(secretsmanager_client: Any, secret: Secret, declared: str | None) -> str:
+    suffix = secret.arn.rsplit("-", 1)[1]
+    request: dict[str, Any] = {
+        "Name": secret.name,
+        "Description": secret.description,
+        "Tags": [
+            *({"Key": key, "Value": value} for key, value in secret.tags),
+            {"Key": _MOTO_CUSTOM_ID_TAG, "Value": suffix},
+        ],
+    }
+    if declared is not None:
+        request["SecretString"] = declared
+    elif secret.generate is not None:
+        request["SecretString"] = _generated_value(secretsmanager_client, secret)
+    created: str = secretsmanager_client.create_secret(**request)["ARN"]
+    secretsmanager_client.untag_resource(SecretId=created, TagKeys=[_MOTO_CUSTOM_ID_TAG])
+    return created
+
+
+def _generated_value(secretsmanager_client: Any, secret: Secret) -> str:
+    spec = secret.generate or {}
+    options: dict[str, Any] = {}
+    for key in _PASSWORD_OPTIONS:
+        if key in spec:
+            value = spec[key]
+            if key == "PasswordLength":
+                options[key] = int(value)
+            elif key == "ExcludeCharacters":
+                options[key] = str(value)
+            else:
+                options[key] = value if isinstance(value, bool) else str(value).lower() == "true"
+    password: str = secretsmanager_client.get_random_password(**options)["RandomPassword"]
+    if "SecretStringTemplate" not in spec:
+        return password
+    if "GenerateStringKey" not in spec:
+        raise TemplateError(f"{secret.logical_id}: SecretStringTemplate needs a GenerateStringKey")
+    document = json.loads(spec["SecretStringTemplate"])
+    document[spec["GenerateStringKey"]] = password
+    return json.dumps(document)
+
+
+def _secret_value(secretsmanager_client: Any, secret_id: str) -> str | None:
+    try:
+        value: str | None = secretsmanager_client.get_secret_value(SecretId=secret_id).get("SecretString")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # a secret with no value yet
+            raise
+        return None
+    return value
+
+
 def create_event_buses(events_client: Any, template: Template) -> None:
     for name in template.event_buses:
         try:
@@ -167,10 +264,12 @@ def create_email_templates(ses_client: Any, template: Template) -> list[str]:
 
 
 def provision(clients: Any, template: Template, seed: Seed) -> None:
-    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, events, ses and sesv2 attributes."""
+    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, secretsmanager, events, ses and
+    sesv2 attributes."""
     create_tables(clients.dynamodb, template)
     create_queues(clients.sqs, template)
     create_parameters(clients.ssm, template, seed)
+    create_secrets(clients.secretsmanager, template, seed)
     create_event_buses(clients.events, template)
     verify_email_identities(clients.sesv2, template, seed)
     create_email_templates(clients.ses, template)

@@ -28,10 +28,19 @@ class SeedParameter:
 
 
 @dataclass(frozen=True)
+class SeedSecret:
+    """A fixed local value for a secret the template declares (instead of the value it would generate)."""
+
+    name: str  # the secret's name; may hold {GLOBAL_ENV_VAR} placeholders, filled from the template's Globals
+    value: str
+
+
+@dataclass(frozen=True)
 class Seed:
     users: tuple[DemoUser, ...]
     parameters: tuple[SeedParameter, ...]
     ses_identities: tuple[str, ...]
+    secrets: tuple[SeedSecret, ...] = ()
 
     def user(self, *, username: str | None = None, role: str | None = None) -> DemoUser:
         for user in self.users:
@@ -57,4 +66,5 @@ def load_seed(path: Path = SEED_FILE) -> Seed:
             for p in raw.get("ssm_parameters", [])
         ),
         ses_identities=tuple(raw.get("ses_identities", [])),
+        secrets=tuple(SeedSecret(s["name"], s["value"]) for s in raw.get("secrets", [])),
     )

@@ -9,8 +9,10 @@ symbol table of local names (``leadflow-local-<LogicalId>``) and ARNs in account
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +199,21 @@ class SsmParameter:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A Secrets Manager secret (`AWS::SecretsManager::Secret`): its value is the template's `SecretString`,
+    or generated as `GenerateSecretString` says (`generate`: the GetRandomPassword options and, for JSON
+    secrets, `SecretStringTemplate` and `GenerateStringKey`); with neither, the secret has no value yet."""
+
+    logical_id: str
+    name: str
+    arn: str  # what `!Ref` gives, as in CloudFormation
+    description: str
+    secret_string: str | None
+    generate: dict[str, Any] | None
+    tags: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class EmailTemplate:
     """An SES email template (`AWS::SES::Template`)."""
 
@@ -225,6 +242,7 @@ class Template:
     schedules: list[Schedule] = field(default_factory=list)
     event_rules: list[EventRule] = field(default_factory=list)
     ssm_parameters: list[SsmParameter] = field(default_factory=list)
+    secrets: list[Secret] = field(default_factory=list)
     event_buses: list[str] = field(default_factory=list)
     email_identities: list[str] = field(default_factory=list)
     email_templates: list[EmailTemplate] = field(default_factory=list)
@@ -262,6 +280,14 @@ def arn(service: str, resource: str) -> str:
     return f"arn:aws:{service}:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{resource}"
 
 
+def secret_arn(name: str) -> str:
+    """A secret's ARN: its name and six characters Secrets Manager appends (here derived from the name, so
+    the ARN the functions get from the template is the one the local stack creates the secret under)."""
+    alphabet = string.ascii_letters + string.digits
+    digest = hashlib.sha256(name.encode()).digest()
+    return arn("secretsmanager", f"secret:{name}-{''.join(alphabet[b % len(alphabet)] for b in digest[:6])}")
+
+
 def stream_arn(table_name: str) -> str:
     # The real label is a timestamp known only once the table exists; the pumps look it up by table name.
     return arn("dynamodb", f"table/{table_name}/stream/local")
@@ -292,6 +318,10 @@ def load_template(
         declared = (resource.get("Properties") or {}).get("Name")
         if resource["Type"] in ("AWS::SSM::Parameter", "AWS::Events::EventBus") and declared is not None:
             symbols[logical_id]["Ref"] = resolver.intrinsic_property_resolver(declared, False)
+        elif resource["Type"] == "AWS::SecretsManager::Secret" and declared is not None:
+            # A secret's Ref (and Id) is its ARN, which carries the declared name.
+            secret = secret_arn(str(resolver.intrinsic_property_resolver(declared, False)))
+            symbols[logical_id].update(Ref=secret, Id=secret)
     resources = _drop_false_conditions(cfn, resolver)
     # Resolved one by one: resolve_attribute() would also rename the keys to their physical names.
     resolved = {lid: resolver.intrinsic_property_resolver(res, False, lid) for lid, res in resources.items()}
@@ -420,6 +450,10 @@ def _attributes(logical_id: str, kind: str, props: dict[str, Any], sqs_base: str
     if kind == "AWS::SNS::Topic":
         topic_arn = arn("sns", name)
         return {"Ref": topic_arn, "TopicArn": topic_arn, "TopicName": name}
+    if kind == "AWS::SecretsManager::Secret":
+        # Unnamed, CloudFormation names it after the logical id; a declared Name is resolved later.
+        secret = secret_arn(name)
+        return {"Ref": secret, "Id": secret}
     if kind == "AWS::ApiGatewayV2::Api":
         return {"Ref": logical_id.lower(), "ApiEndpoint": "http://127.0.0.1"}
     service = kind.split("::")[1].lower() if kind.count("::") == 2 else "local"
@@ -550,6 +584,21 @@ def _build_model(template: Template, symbols: dict[str, Any]) -> None:
         template.ssm_parameters.append(
             SsmParameter(
                 logical_id, symbols[logical_id]["Ref"], props.get("Type", "String"), str(props["Value"])
+            )
+        )
+    for logical_id, props in by_type.get("AWS::SecretsManager::Secret", []):
+        secret = symbols[logical_id]["Ref"]
+        generate = props.get("GenerateSecretString")
+        template.secrets.append(
+            Secret(
+                logical_id=logical_id,
+                name=secret.split(":secret:", 1)[1].rsplit("-", 1)[0],
+                arn=secret,
+                description=str(props.get("Description", "")),
+                secret_string=str(props["SecretString"]) if "SecretString" in props else None,
+                # Neither property: an empty secret (no value yet), as CloudFormation creates it.
+                generate=dict(generate) if generate is not None else None,
+                tags=tuple((str(tag["Key"]), str(tag["Value"])) for tag in props.get("Tags", [])),
             )
         )
     template.event_buses = [symbols[lid]["Ref"] for lid, _ in by_type.get("AWS::Events::EventBus", [])]

@@ -15,7 +15,6 @@ from crm.unsubscribe import UnsubscribeTokens
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 # The local stack's key (devstack/seed.json), so the sample events' tokens verify in tests too.
 UNSUBSCRIBE_KEY = "local-unsubscribe-signing-key"
-UNSUBSCRIBE_PARAMETER = "/leadflow/dev/unsubscribe-signing-key"
 
 
 def tokens(*keys: str) -> UnsubscribeTokens:

@@ -20,9 +20,9 @@ ADMIN = {"sub": "11111111-1111-4111-8111-000000000001", "groups": "[admin]"}
 
 
 @pytest.fixture(autouse=True)
-def cursor_key(moto_stack: dict[str, Any], template: Any) -> None:
-    name = template.function("LeadQueriesFunction").environment["CURSOR_KEY_PARAMETER"]
-    moto_stack["ssm"].put_parameter(Name=name, Value="handler-test-key", Type="SecureString")
+def cursor_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor key given directly (reading it from its secret is tested in test_signing_keys.py)."""
+    monkeypatch.setenv("CURSOR_SIGNING_KEY", "handler-test-key")
 
 
 def as_user(sample: str, who: dict[str, str], query: dict[str, str] | None = None, **changes: Any) -> dict:

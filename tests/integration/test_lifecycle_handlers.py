@@ -180,6 +180,8 @@ def test_no_version_is_428_naming_version(invoke: Any) -> None:
         ({"first_name": None}, 422, "first_name"),
         ({"score": 99}, 422, "score"),
         ({"employee_count": -1}, 422, "employee_count"),
+        ({"do_not_email": "yes"}, 422, "do_not_email"),
+        ({"do_not_email": None}, 422, "do_not_email"),
     ],
 )
 def test_bad_edits_are_4xx_naming_the_field(invoke: Any, body: dict, status: int, field: str) -> None:
@@ -188,6 +190,18 @@ def test_bad_edits_are_4xx_naming_the_field(invoke: Any, body: dict, status: int
     assert response["statusCode"] == status, response
     assert field in {f["field"] for f in response_json(response)["fields"]}
     assert get_lead(invoke, lead["id"])["version"] == 1
+
+
+def test_a_rep_marks_a_lead_do_not_email_at_the_persons_request(invoke: Any) -> None:
+    lead = new_lead(invoke)
+    response = patch_lead(invoke, lead["id"], {"do_not_email": True}, headers={"If-Match": '"1"'})
+
+    assert response["statusCode"] == 200, response
+    stored = get_lead(invoke, lead["id"])
+    assert (stored["do_not_email"], stored["do_not_email_reason"]) == (True, "requested")
+    assert stored["do_not_email_at"] is not None
+    (updated,) = [a for a in stored["activities"] if a["type"] == "lead_updated"]
+    assert updated["data"]["changes"] == {"do_not_email": {"old": False, "new": True}}
 
 
 def test_a_move_the_lifecycle_forbids_is_409(invoke: Any) -> None:

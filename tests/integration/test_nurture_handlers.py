@@ -22,7 +22,7 @@ from devstack.provision import create_email_templates
 from devstack.template import Template
 from tests.assignment_support import make_lead, sqs_event, stream_event
 from tests.integration.assignment_env import AssignmentAws, assignment_aws_fixture  # noqa: F401
-from tests.nurture_support import UNSUBSCRIBE_KEY, UNSUBSCRIBE_PARAMETER, parse_raw, tokens, url_from_header
+from tests.nurture_support import UNSUBSCRIBE_KEY, parse_raw, tokens, url_from_header
 from tests.support import event, response_json
 
 NOTIFICATION_QUEUE = "leadflow-local-NotificationQueue"
@@ -32,12 +32,13 @@ ADMIN_CLAIMS = {"sub": "admin-1", "cognito:groups": "[admin]"}
 
 
 @pytest.fixture
-def nurture_aws(assignment_aws: AssignmentAws, template: Template) -> Iterator[AssignmentAws]:
-    """moto with the table, queues, verified senders, the template's SES templates and the unsubscribe key."""
+def nurture_aws(
+    assignment_aws: AssignmentAws, template: Template, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AssignmentAws]:
+    """moto with the table, queues, verified senders and the template's SES templates; the unsubscribe key
+    given directly (reading it from its secret is tested in test_signing_keys.py)."""
     create_email_templates(boto3.client("ses", region_name="us-east-1"), template)
-    boto3.client("ssm", region_name="us-east-1").put_parameter(
-        Name=UNSUBSCRIBE_PARAMETER, Value=UNSUBSCRIBE_KEY, Type="SecureString", Overwrite=True
-    )
+    monkeypatch.setenv("UNSUBSCRIBE_SIGNING_KEY", UNSUBSCRIBE_KEY)
     yield assignment_aws
 
 

@@ -135,6 +135,9 @@ def test_the_sla_clock_stops_at_contact_conversion_or_nurture() -> None:
     assert sla_stop_reason(lead.model_copy(update={"lead_status": LeadStatus.UNQUALIFIED})) == "contacted"
     assert sla_stop_reason(lead.model_copy(update={"converted": True})) == "converted"
     assert sla_stop_reason(lead.model_copy(update={"nurture": True})) == "nurture"
+    # A nurture lead whose score later reached the threshold and got a rep is for sales again.
+    sales_again = lead.model_copy(update={"nurture": True, "assigned_to": "rep-1"})
+    assert sla_stop_reason(sales_again) is None and awaits_first_contact(sales_again)
 
 
 # ---------------------------------------------------------------- the scheduler

@@ -147,6 +147,21 @@ def test_a_new_email_is_an_email_move() -> None:
     assert (plan.email_move.old, plan.email_move.new) == ("ada@example.com", "ada@engines.example")
 
 
+def test_a_rep_records_that_the_person_asked_for_no_email_and_can_undo_it() -> None:
+    opted_out = plan_update(lead(C), LeadChanges(fields={"do_not_email": True}), NOW)
+    assert opted_out.lead.do_not_email and opted_out.lead.do_not_email_reason == "requested"
+    assert opted_out.lead.do_not_email_at == NOW
+    (activity,) = update_activities(opted_out, REP.actor, NOW)
+    assert activity.data["changes"]["do_not_email"] == {"old": False, "new": True}
+
+    later = NOW + timedelta(days=3)
+    opted_in = plan_update(opted_out.lead, LeadChanges(fields={"do_not_email": False}), later)
+    assert not opted_in.lead.do_not_email
+    assert (opted_in.lead.do_not_email_reason, opted_in.lead.do_not_email_at) == (None, None)
+    with pytest.raises(ValueError, match="boolean"):
+        UpdateLeadRequest.model_validate({"do_not_email": "yes"})
+
+
 def test_required_fields_cannot_be_removed() -> None:
     with pytest.raises(InvalidInput, match="last_name"):
         plan_update(lead(C), LeadChanges(fields={"last_name": None}), NOW)
@@ -159,7 +174,7 @@ def test_the_patch_body_distinguishes_absent_from_null() -> None:
     assert changes.status is None
 
 
-@pytest.mark.parametrize("field", ["first_name", "email", "lead_status"])
+@pytest.mark.parametrize("field", ["first_name", "email", "lead_status", "do_not_email"])
 def test_the_patch_body_refuses_null_for_required_fields(field: str) -> None:
     with pytest.raises(ValueError, match="cannot be null"):
         UpdateLeadRequest.model_validate({field: None})

@@ -6,9 +6,9 @@ signature is HMAC-SHA256 over the payload with the signing key. A cursor whose s
 or whose fingerprint is not the current query's, is refused (400 naming `cursor`): a client can neither
 forge a position nor replay a cursor on another query or as another user.
 
-Signing keys come from settings (`CURSOR_SIGNING_KEY`) or, in AWS, from an SSM SecureString
-(`CURSOR_KEY_PARAMETER`) read through Powertools parameters and cached for five minutes. A rotation keeps
-two lines in the parameter: new cursors are signed with the first, cursors signed with either verify.
+No AWS here: the codec is given a function that returns the signing keys, newest first
+(`crm.signing_keys`: in AWS a Secrets Manager secret the stack generates). New cursors are signed with the
+first key; cursors signed with any of them verify, so a rotation keeps old cursors working.
 """
 
 import base64
@@ -19,9 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from crm.errors import BadQuery, RetryableError
+from crm.errors import BadQuery
 
-KEY_CACHE_SECONDS = 300
 _VERSION = 1
 
 
@@ -72,27 +71,3 @@ class CursorCodec:
     @staticmethod
     def _sign(key: bytes, payload: str) -> str:
         return _b64encode(hmac.new(key, f"v{_VERSION}.{payload}".encode(), hashlib.sha256).digest())
-
-
-def _lines(value: str) -> list[bytes]:
-    return [line.strip().encode() for line in value.splitlines() if line.strip()]
-
-
-def signing_keys(direct_key: str, parameter_name: str, purpose: str = "cursor signing key") -> list[bytes]:
-    """The signing keys, newest first: the configured key, else the SSM parameter's lines. `purpose` names
-    the key in errors (the unsubscribe links' key is configured the same way)."""
-    if direct_key.strip():
-        return _lines(direct_key)
-    if not parameter_name:
-        raise RetryableError(f"Not configured: no {purpose}")
-    from aws_lambda_powertools.utilities import parameters
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-
-    try:
-        value = parameters.get_parameter(parameter_name, decrypt=True, max_age=KEY_CACHE_SECONDS)
-    except GetParameterError as exc:
-        raise RetryableError(f"The {purpose} is unavailable right now; try again") from exc
-    keys = _lines(str(value))
-    if not keys:
-        raise RetryableError(f"The {purpose} is empty")
-    return keys

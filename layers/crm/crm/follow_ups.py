@@ -55,8 +55,9 @@ def follow_up_tasks(lead: Lead, assignee: str, assigned_at: datetime) -> list[Ta
 
 
 def awaits_first_contact(lead: Lead) -> bool:
-    """Still nobody has talked to this lead, and it is still for sales."""
-    return lead.lead_status is LeadStatus.NEW and not lead.converted and not lead.nurture
+    """Still nobody has talked to this lead (a nurture lead whose score later reached the threshold is
+    assigned like any other, and is then for sales whatever its `nurture` flag)."""
+    return lead.lead_status is LeadStatus.NEW and not lead.converted
 
 
 def follow_up_still_wanted(task: Task, lead: Lead | None) -> bool:
@@ -145,7 +146,7 @@ def sla_stop_reason(lead: Lead) -> str | None:
         return "converted"
     if lead.lead_status is not LeadStatus.NEW:
         return "contacted"
-    if lead.nurture:
+    if lead.nurture and lead.assigned_to is None:
         return "nurture"
     return None
 

@@ -82,8 +82,10 @@ EDITABLE_FIELDS = (
     "industry",
     "employee_count",
     "annual_revenue",
+    "do_not_email",  # a rep records that the person asked for no email (by phone, say), or asked again
 )
-REQUIRED_FIELDS = frozenset({"first_name", "last_name", "email"})
+REQUIRED_FIELDS = frozenset({"first_name", "last_name", "email", "do_not_email"})
+DO_NOT_EMAIL_BY_REQUEST = "requested"
 
 DISCOVERY_CALL_TITLE = "Schedule discovery call"
 DISCOVERY_CALL_DUE = timedelta(hours=24)
@@ -178,7 +180,14 @@ def plan_update(lead: Lead, requested: LeadChanges, now: datetime) -> UpdatePlan
 
     if not changes and status_change is None:
         return UpdatePlan(lead=lead, changes={}, status_change=None)
-    updated = lead.model_copy(update={name: new for name, (_, new) in changes.items()} | {"updated_at": now})
+    updates = {name: new for name, (_, new) in changes.items()} | {"updated_at": now}
+    if "do_not_email" in changes:
+        opted_out = bool(changes["do_not_email"][1])
+        updates |= {
+            "do_not_email_reason": DO_NOT_EMAIL_BY_REQUEST if opted_out else None,
+            "do_not_email_at": now if opted_out else None,
+        }
+    updated = lead.model_copy(update=updates)
     if status_change is not None:
         updated = with_status(updated, status_change[1], now)
     return UpdatePlan(lead=updated, changes=changes, status_change=status_change)

@@ -86,10 +86,12 @@ class UpdateLeadRequest(BaseModel):
     industry: OptionalText100 = None
     employee_count: OptionalEmployeeCount = None
     annual_revenue: OptionalMoney = None
+    # true: no marketing email may reach the person (they asked); false: they asked to get it again.
+    do_not_email: StrictBool | None = None
     lead_status: LeadStatus | None = None
     version: Version | None = None
 
-    @field_validator("first_name", "last_name", "email", "lead_status", mode="before")
+    @field_validator("first_name", "last_name", "email", "lead_status", "do_not_email", mode="before")
     @classmethod
     def not_null(cls, value: object) -> object:
         return _reject_null(value)

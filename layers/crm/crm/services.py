@@ -265,10 +265,13 @@ def search_index() -> "SearchIndex":
 
 @cache
 def cursor_codec() -> "CursorCodec":
-    from crm.cursor import CursorCodec, signing_keys
+    from crm.cursor import CursorCodec
+    from crm.signing_keys import signing_keys
 
     settings = get_settings()
-    return CursorCodec(lambda: signing_keys(settings.cursor_signing_key, settings.cursor_key_parameter))
+    return CursorCodec(
+        lambda: signing_keys(settings.cursor_signing_key, settings.cursor_key_secret, "cursor signing key")
+    )
 
 
 @cache
@@ -340,13 +343,13 @@ def email_templates() -> "SesTemplateStore":
 
 @cache
 def unsubscribe_tokens() -> "UnsubscribeTokens":
-    from crm.cursor import signing_keys
+    from crm.signing_keys import signing_keys
     from crm.unsubscribe import UnsubscribeTokens
 
     settings = get_settings()
     return UnsubscribeTokens(
         lambda: signing_keys(
-            settings.unsubscribe_signing_key, settings.unsubscribe_key_parameter, "unsubscribe signing key"
+            settings.unsubscribe_signing_key, settings.unsubscribe_key_secret, "unsubscribe signing key"
         )
     )
 

@@ -52,13 +52,14 @@ class Settings(BaseModel):
     sla_working_hours: str = "mon-fri 09:00-17:00 UTC"
 
     # Lists and analytics (crm.lead_queries, crm.analytics): the page cursor's HMAC key, given directly
-    # or (in AWS) as the name of an SSM SecureString; one line per key, newest first, during a rotation.
+    # (tests) or, in AWS, as the ARN of the Secrets Manager secret the stack generates (CURSOR_KEY_SECRET);
+    # one line per key, newest first, during a rotation (crm.signing_keys).
     cursor_signing_key: str = ""
-    cursor_key_parameter: str = ""
+    cursor_key_secret: str = ""
     # Nurture emails (crm.unsubscribe): the HMAC key of one-click unsubscribe links, configured like the
-    # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the SSM SecureString UNSUBSCRIBE_KEY_PARAMETER).
+    # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the secret UNSUBSCRIBE_KEY_SECRET).
     unsubscribe_signing_key: str = ""
-    unsubscribe_key_parameter: str = ""
+    unsubscribe_key_secret: str = ""
 
     @field_validator("score_half_life_days", mode="before")
     @classmethod

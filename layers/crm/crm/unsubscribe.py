@@ -2,9 +2,9 @@
 
 No AWS here. A link is `<PUBLIC_BASE_URL>/unsubscribe?token=<lead id>.<signature>`; the signature is
 HMAC-SHA256 over a purpose string and the lead id, base64url, with the unsubscribe signing key (configured
-like the page-cursor key, `crm.cursor.signing_keys`: a direct setting, or in AWS an SSM SecureString whose
-first line signs and whose every line verifies, for rotations). Without the key nobody can make a token for
-another lead; checks run in constant time (`hmac.compare_digest`).
+like the page-cursor key, `crm.signing_keys`: a direct setting, or in AWS a Secrets Manager secret the stack
+generates, whose first line signs and whose every line verifies, for rotations). Without the key nobody can
+make a token for another lead; checks run in constant time (`hmac.compare_digest`).
 
 Every nurture email carries the link twice (RFC 2369 / RFC 8058): `List-Unsubscribe: <https://…>` and
 `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, so mail clients offer a one-click button that POSTs to
