@@ -38,8 +38,10 @@ dev: install ## Run the whole system locally on 127.0.0.1:$(PORT)
 dev-reset: ## Wipe the local stack's data
 	rm -rf .devstack/data
 
-token: $(STAMP) ## Print a JWT for a demo user: make token ROLE=manager
-	@$(BIN)/python -m devstack token --role $(ROLE)
+# AS=rep2 names one demo user. Not USER: every shell sets it to the login name. AS is also make's built-in
+# assembler variable ("as"), so only an AS given on the command line counts.
+token: $(STAMP) ## Print a JWT for a demo user: make token ROLE=manager, or AS=rep2
+	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin AS)),--user $(AS),--role $(ROLE))
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

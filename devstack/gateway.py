@@ -27,6 +27,9 @@ from .template import HttpApi, HttpRoute, JwtAuthorizer, Template
 from .workers import Invocation
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# Connections the kernel queues until the server thread accepts them. socketserver's default is 5: a burst
+# of a few dozen clients (a load test, a page's parallel fetches) then got resets or stalled SYN retries.
+LISTEN_BACKLOG = 128
 
 
 class Backend(Protocol):
@@ -206,13 +209,17 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG  # passed to listen() when the server binds
+    daemon_threads = True
+
+
 class GatewayServer:
     """The HTTP server in a background thread; port 0 picks a free port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.handler: type[_Handler] = type("Handler", (_Handler,), {})
-        self.server = ThreadingHTTPServer((host, port), self.handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), self.handler)
         self.thread: threading.Thread | None = None
 
     @property

@@ -25,7 +25,7 @@ from crm.notification_service import NotificationService
 from crm.notifications import NotificationRequest
 from crm.repository import LeadRepository
 from crm.task_repository import TaskRepository
-from crm.tasks import TaskKind
+from crm.tasks import TaskKind, new_task
 from crm.user_repository import UserRepository
 
 from tests.assignment_support import make_lead, make_user, unique
@@ -234,7 +234,7 @@ def test_contacting_the_lead_cancels_its_follow_ups_and_stops_its_sla_clock(worl
         lead.model_copy(update={"lead_status": LeadStatus.CONTACTED}), lead.version, []
     )
 
-    cancelled = run_at_once(4, lambda _n: service(world, lambda: ASSIGNED_AT).on_contact(contacted.id))
+    cancelled = run_at_once(4, lambda _n: service(world, lambda: ASSIGNED_AT).on_change(contacted.id))
 
     assert sum(cancelled) == 2
     assert all(t.cancelled_at is not None and not t.is_open for t in follow_ups_of(world, lead.id))
@@ -247,6 +247,50 @@ def test_contacting_the_lead_cancels_its_follow_ups_and_stops_its_sla_clock(worl
         checkpoints, service(world, lambda: a_week_later).due_sources(), now=lambda: a_week_later
     ).run()
     assert not [job for job in world["publisher"].jobs if job["lead_id"] == lead.id]
+
+
+def test_converting_closes_the_discovery_call_and_keeps_the_reps_own_task(world: dict[str, Any]) -> None:
+    rep = make_user(world["users"], world["team"])
+    lead = assigned_lead(world, rep.sub)
+    tasks = world["tasks"]
+    discovery = new_task(
+        lead.id,
+        "Schedule discovery call",
+        due_at=ASSIGNED_AT + timedelta(days=1),
+        owner=rep.sub,
+        created_by="test",
+        now=ASSIGNED_AT,
+        kind=TaskKind.DISCOVERY_CALL,
+    )
+    own = new_task(
+        lead.id,
+        "Send the contract",
+        due_at=ASSIGNED_AT + timedelta(days=1),
+        owner=rep.sub,
+        created_by="test",
+        now=ASSIGNED_AT,
+    )
+    tasks.create(discovery, [])
+    tasks.create(own, [])
+    converted = lead.model_copy(
+        update={"lead_status": LeadStatus.CONVERTED, "converted": True, "converted_at": ASSIGNED_AT}
+    )
+    world["leads"].replace(converted, lead.version, [])
+    a_day_later = ASSIGNED_AT + timedelta(days=1, minutes=1)
+    checkpoints = IsolatedCheckpoints(world["table"], world["client"], world["checkpoints"])
+
+    # The scheduler runs before the stream's cancellation has landed: it cancels, it does not remind.
+    FollowUpScheduler(
+        checkpoints, service(world, lambda: a_day_later).due_sources(), now=lambda: a_day_later
+    ).run()
+    assert service(world, lambda: a_day_later).on_change(lead.id) == 0  # and the stream finds nothing left
+
+    closed = tasks.get(discovery.id)
+    assert closed is not None and closed.cancel_reason == "lead converted" and closed.reminded_at is None
+    kept = tasks.get(own.id)
+    assert kept is not None and kept.is_open and kept.reminded_at == a_day_later
+    jobs = [job for job in world["publisher"].jobs if job["lead_id"] == lead.id]
+    assert [job["task_id"] for job in jobs] == [own.id]
 
 
 def test_a_lead_not_contacted_in_time_escalates_once_to_its_team_managers(world: dict[str, Any]) -> None:

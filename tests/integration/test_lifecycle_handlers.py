@@ -1,5 +1,6 @@
 """Lead edits, qualification, tasks and conversion: the real handlers with the sample events, on moto."""
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -382,6 +383,18 @@ def test_task_lists_page_with_a_cursor(invoke: Any, moto_stack: dict) -> None:
             break
     assert titles == [f"Day {day}" for day in range(1, 6)]
 
+    # A cursor of another query (here: past this query's due_before), or one this API never wrote, is a 422
+    # naming it, never a 500 from the database refusing the start key.
+    first = response_json(
+        invoke("LeadsApiFunction", request("list_tasks.json", "/tasks", query={"limit": "4"}, user=REP))
+    )
+    forged = base64.urlsafe_b64encode(json.dumps({"sk": "2027-01-01T09:00:00Z#x"}).encode()).decode()
+    for cursor in (first["next_cursor"], forged):
+        query = {"limit": "1", "due_before": "2027-01-02", "cursor": cursor}
+        response = invoke("LeadsApiFunction", request("list_tasks.json", "/tasks", query=query, user=REP))
+        assert response["statusCode"] == 422, response
+        assert [f["field"] for f in response_json(response)["fields"]] == ["cursor"]
+
 
 def test_task_permissions(invoke: Any, moto_stack: dict) -> None:
     lead = new_lead(invoke)
@@ -435,6 +448,7 @@ def test_task_permissions(invoke: Any, moto_stack: dict) -> None:
         ({"title": "T"}, "due_at"),
         ({"title": "T", "due_at": "soon"}, "due_at"),
         ({"title": "T", "due_at": "2026-12-02T09:00:00Z", "priority": "urgent"}, "priority"),
+        ({"title": "T", "due_at": "2026-12-02T09:00:00Z", "owner": "nobody"}, "owner"),
     ],
 )
 def test_bad_tasks_are_422_naming_the_field(invoke: Any, body: dict, field: str) -> None:
@@ -477,7 +491,7 @@ def test_converting_a_qualified_lead_makes_a_contact_a_company_and_a_deal(
     assert (deal["name"], deal["stage"], deal["amount"]) == (
         "Analytical Engines Ltd - Opportunity",
         "qualification",
-        "25000",
+        25000,
     )
     assert get_record(invoke, "deals", result["deal_id"], OTHER_REP, status=404) is None
 

@@ -273,11 +273,17 @@ def test_a_missing_forged_or_tampered_token_is_400_naming_token(
 ) -> None:
     lead = nurture_lead(nurture_aws)
     genuine = tokens().token_for(lead.id)
+    # An API client: a browser gets a page instead (test_unsubscribe_pages_handlers.py).
+    api_client = {"accept": "application/json"}
     cases = [
-        event("unsubscribe_link.json", queryStringParameters=None),
-        event("unsubscribe_link.json", queryStringParameters={"token": genuine[:-2] + "xx"}),
+        event("unsubscribe_link.json", queryStringParameters=None, headers=api_client),
         event(
-            "unsubscribe_link.json", queryStringParameters={"token": tokens("guessed-key").token_for(lead.id)}
+            "unsubscribe_link.json", queryStringParameters={"token": genuine[:-2] + "xx"}, headers=api_client
+        ),
+        event(
+            "unsubscribe_link.json",
+            queryStringParameters={"token": tokens("guessed-key").token_for(lead.id)},
+            headers=api_client,
         ),
         event("unsubscribe_one_click.json", queryStringParameters=None),
         event("unsubscribe_one_click.json", queryStringParameters={"token": "drop table leads"}),

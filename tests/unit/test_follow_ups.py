@@ -8,10 +8,10 @@ from crm.follow_up_scheduler import DueWork, FollowUpScheduler
 from crm.follow_ups import (
     SpeedToLeadSla,
     awaits_first_contact,
-    follow_up_still_wanted,
     follow_up_tasks,
     parse_working_hours,
     sla_stop_reason,
+    task_closing_reason,
 )
 from crm.settings import Settings
 from crm.tasks import TaskKind, TaskPriority
@@ -115,18 +115,21 @@ def test_an_assignment_plans_a_one_day_and_a_one_week_follow_up_for_the_rep() ->
     )
 
 
-def test_a_follow_up_is_wanted_only_until_the_first_contact_other_tasks_until_conversion() -> None:
+def test_rule_made_tasks_close_when_their_purpose_has_passed_tasks_people_made_stay() -> None:
     lead = lead_model()
     follow_up, _ = follow_up_tasks(lead, "rep-1", at("2026-11-25T10:00:00Z"))
-    other = follow_up.model_copy(update={"kind": TaskKind.TASK.value})
+    discovery = follow_up.model_copy(update={"kind": TaskKind.DISCOVERY_CALL.value})
+    manual = follow_up.model_copy(update={"kind": TaskKind.TASK.value})
     contacted = lead.model_copy(update={"lead_status": LeadStatus.CONTACTED})
     converted = contacted.model_copy(update={"lead_status": LeadStatus.CONVERTED, "converted": True})
-    assert follow_up_still_wanted(follow_up, lead)
-    assert not follow_up_still_wanted(follow_up, contacted)
-    assert follow_up_still_wanted(other, contacted)
-    assert not follow_up_still_wanted(other, converted)
-    assert not follow_up_still_wanted(follow_up.model_copy(update={"done": True}), lead)
-    assert not follow_up_still_wanted(follow_up, None)
+
+    assert task_closing_reason(follow_up, lead) is None
+    assert task_closing_reason(follow_up, contacted) == "lead contacted"
+    assert task_closing_reason(follow_up, converted) == "lead converted"
+    assert task_closing_reason(discovery, contacted) is None
+    assert task_closing_reason(discovery, converted) == "lead converted"
+    assert task_closing_reason(manual, converted) is None  # a person made it: a person closes it
+    assert task_closing_reason(follow_up, None) == "lead deleted"
 
 
 def test_the_sla_clock_stops_at_contact_conversion_or_nurture() -> None:

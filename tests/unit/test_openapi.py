@@ -1,3 +1,4 @@
+import json
 import re
 
 from crm.api.docs import openapi_document
@@ -50,3 +51,85 @@ def test_request_bodies_and_error_bodies_are_described() -> None:
     assert capture_form["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "ErrorResponse"
     )
+
+
+def operations() -> list[tuple[str, str, dict]]:
+    return [
+        (path, method, operation)
+        for path, methods in openapi_document()["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def parameter(operation: dict, name: str, where: str) -> dict | None:
+    return next((p for p in operation.get("parameters", []) if p["name"] == name and p["in"] == where), None)
+
+
+def test_task_lists_describe_their_query_parameters() -> None:
+    listing = openapi_document()["paths"]["/tasks"]["get"]
+
+    query = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
+
+    assert set(query) == {"owner", "due_before", "limit", "cursor"}
+    assert not any(p["required"] for p in query.values())
+    assert query["limit"]["schema"]["maximum"] == 200 and query["owner"]["schema"]["default"] == "me"
+    assert all(p.get("description") for p in query.values())
+
+
+def body_schema(operation: dict) -> dict:
+    reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema: dict = openapi_document()["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    return schema
+
+
+def test_every_versioned_change_declares_an_optional_if_match_header() -> None:
+    versioned = [
+        (path, method, operation)
+        for path, method, operation in operations()
+        if method in ("patch", "put") and "version" in body_schema(operation)["properties"]
+    ]
+    assert {f"{method.upper()} {path}" for path, method, _ in versioned} >= {
+        "PATCH /leads/{lead_id}",
+        "PATCH /tasks/{task_id}",
+        "PATCH /nurture-sequences/{sequence_id}",
+        "PUT /scoring-rules/{rule_id}",
+        "PATCH /scoring-rules/{rule_id}",
+        "PATCH /users/{sub}",
+        "PATCH /assignment-rules/{rule_id}",
+    }
+    for path, method, operation in versioned:
+        if_match = parameter(operation, "If-Match", "header")
+        assert if_match is not None, f"{method.upper()} {path}"
+        assert if_match["required"] is False and if_match["schema"] == {"type": "string"}
+        assert '"3"' in if_match["description"]
+
+
+def test_deletes_that_take_if_match_declare_it() -> None:
+    paths = openapi_document()["paths"]
+
+    for path in ("/nurture-sequences/{sequence_id}", "/scoring-rules/{rule_id}"):
+        if_match = parameter(paths[path]["delete"], "If-Match", "header")
+        assert if_match is not None and if_match["required"] is False, path
+    # Deleting an assignment rule is unconditional: it reads no If-Match, so it declares none.
+    assert parameter(paths["/assignment-rules/{rule_id}"]["delete"], "If-Match", "header") is None
+
+
+def test_unsubscribe_documents_its_token_and_the_answers_it_really_gives() -> None:
+    link = openapi_document()["paths"]["/unsubscribe"]["get"]
+    one_click = openapi_document()["paths"]["/unsubscribe"]["post"]
+
+    assert parameter(link, "token", "query")["required"] is True
+    assert parameter(one_click, "token", "query")["required"] is False
+    for operation in (link, one_click):
+        assert "422" not in operation["responses"]
+        assert "token" in operation["responses"]["400"]["description"]
+        assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "ErrorResponse"
+        )
+    assert set(link["responses"]["400"]["content"]) == {"application/json", "text/html"}
+    assert set(link["responses"]["200"]["content"]) == {"application/json", "text/html"}
+
+
+def test_no_route_documents_a_validation_body_it_never_sends() -> None:
+    # The functions read their own input and answer 422 with ErrorResponse, never Powertools' default body.
+    assert "HTTPValidationError" not in json.dumps(openapi_document())

@@ -181,7 +181,11 @@ def test_a_cursor_only_points_inside_the_callers_partition() -> None:
         "GSI1SK": {"S": "2026-11-26T09:30:00.000000Z#t-1"},
     }
     cursor = encode_cursor(last)
-    assert _start_key("rep-1", cursor) == last
-    assert _start_key("rep-2", cursor)["GSI1PK"] == {"S": "TASKS#rep-2"}
+    assert _start_key("rep-1", cursor, None) == last
+    assert _start_key("rep-2", cursor, None)["GSI1PK"] == {"S": "TASKS#rep-2"}
+    assert _start_key("rep-1", cursor, "2026-11-27T00:00:00.000000Z") == last
     with pytest.raises(InvalidInput, match="cursor"):
-        _start_key("rep-1", "not-a-cursor")
+        _start_key("rep-1", "not-a-cursor", None)
+    # Past the query's due_before: DynamoDB would refuse the start key, so it is the client's 422.
+    with pytest.raises(InvalidInput, match="cursor"):
+        _start_key("rep-1", cursor, "2026-11-26T00:00:00.000000Z")

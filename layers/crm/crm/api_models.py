@@ -2,7 +2,6 @@
 
 import json
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,7 +10,9 @@ from crm.domain import Activity, Channel, Lead, LeadStatus, LeadSubmission, UtcD
 from crm.fields import (
     CustomFields,
     Email,
+    JsonData,
     LongText,
+    MoneyAmount,
     OptionalEmployeeCount,
     OptionalMoney,
     OptionalPhone,
@@ -19,6 +20,7 @@ from crm.fields import (
     OptionalText100,
     OptionalText255,
     PersonName,
+    StrictEmployeeCount,
     Text100,
 )
 
@@ -69,6 +71,9 @@ class LeadFields(BaseModel):
 
 class CreateLeadRequest(LeadFields):
     """System API (`POST /leads`): strict, unknown fields are refused."""
+
+    # JSON only: a number sent as text is refused (the capture channels take what forms send).
+    employee_count: StrictEmployeeCount | None = None
 
 
 class ChatMessage(BaseModel):
@@ -135,7 +140,7 @@ class LeadResponse(BaseModel):
     title: str | None
     industry: str | None
     employee_count: int | None
-    annual_revenue: Decimal | None
+    annual_revenue: MoneyAmount | None  # a JSON number
     lead_source: str
     lead_status: LeadStatus
     score: int
@@ -154,7 +159,7 @@ class LeadResponse(BaseModel):
     contact_id: str | None
     company_id: str | None = None
     deal_id: str | None = None
-    custom_fields: dict[str, Any]
+    custom_fields: JsonData
     created_at: UtcDatetime
     updated_at: UtcDatetime
     version: int
@@ -170,7 +175,7 @@ class ActivityResponse(BaseModel):
     description: str
     created_by: str
     created_at: UtcDatetime
-    data: dict[str, Any]
+    data: JsonData
 
     @classmethod
     def from_activity(cls, activity: Activity) -> "ActivityResponse":

@@ -19,12 +19,12 @@ __all__ = [
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from crm.assignment_rules import MAX_CONDITIONS, MAX_PRIORITY, AssignmentRule, AssignmentRuleInput, Condition
 from crm.auth import Role
 from crm.domain import UtcDatetime
-from crm.fields import PersonName, Text100
+from crm.fields import PersonName, StrictInteger, Text100
 from crm.users import MAX_CAPACITY, MAX_TEAMS, OutOfOffice, StaffEmail, TeamName, User, WorkingHours
 
 SubId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
@@ -48,8 +48,8 @@ class CreateUserRequest(BaseModel):
     email: StaffEmail
     role: Role
     teams: list[TeamName] = Field(default_factory=list, max_length=MAX_TEAMS)
-    active: bool = True
-    capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    active: StrictBool = True
+    capacity: StrictInteger | None = Field(default=None, ge=0, le=MAX_CAPACITY)
     working_hours: WorkingHours | None = None
     out_of_office: OutOfOffice | None = None
 
@@ -71,11 +71,13 @@ class UpdateUserRequest(BaseModel):
     email: StaffEmail | None = None
     role: Role | None = None
     teams: list[TeamName] | None = Field(default=None, max_length=MAX_TEAMS)
-    active: bool | None = None
-    capacity: int | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    active: StrictBool | None = None
+    capacity: StrictInteger | None = Field(default=None, ge=0, le=MAX_CAPACITY)
     working_hours: WorkingHours | None = None
     out_of_office: OutOfOffice | None = None
-    version: int | None = Field(default=None, ge=1, description="the version you read (or If-Match)")
+    version: StrictInteger | None = Field(
+        default=None, ge=1, description="the version you read (or If-Match)"
+    )
 
     @field_validator("teams")
     @classmethod
@@ -127,12 +129,14 @@ class UpdateAssignmentRuleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text100 | None = None
-    priority: int | None = Field(default=None, ge=0, le=MAX_PRIORITY)
+    priority: StrictInteger | None = Field(default=None, ge=0, le=MAX_PRIORITY)
     conditions: list[Condition] | None = Field(default=None, max_length=MAX_CONDITIONS)
     target_user: str | None = Field(default=None, min_length=1, max_length=128)
     target_team: TeamName | None = None
-    active: bool | None = None
-    version: int | None = Field(default=None, ge=1, description="the version you read (or If-Match)")
+    active: StrictBool | None = None
+    version: StrictInteger | None = Field(
+        default=None, ge=1, description="the version you read (or If-Match)"
+    )
 
     @field_validator("name", "priority", "conditions", "active", mode="before")
     @classmethod

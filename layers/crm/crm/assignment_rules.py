@@ -16,10 +16,10 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from crm.domain import Lead, UtcDatetime
-from crm.fields import Text100
+from crm.fields import StrictInteger, Text100
 from crm.scoring import Matcher, compile_matcher
 from crm.scoring_models import (
     CUSTOM_FIELD_PREFIX,
@@ -82,11 +82,11 @@ class AssignmentRuleDefinition(BaseModel):
     """What a rule says; shared by the API input and the stored rule. Exactly one target."""
 
     name: Text100
-    priority: int = Field(ge=0, le=MAX_PRIORITY)
+    priority: StrictInteger = Field(ge=0, le=MAX_PRIORITY)
     conditions: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     target_user: str | None = Field(default=None, min_length=1, max_length=128)
     target_team: TeamName | None = Field(default=None, validate_default=True)
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("target_team")
     @classmethod

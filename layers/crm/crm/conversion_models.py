@@ -1,7 +1,6 @@
 """API models of the conversion routes: what `POST /leads/{id}/convert` accepts, and the contact, company
 and deal as clients read them back."""
 
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
@@ -9,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, f
 from crm.api_models import LeadResponse
 from crm.conversion import Company, Contact, ConversionOptions, ConversionResult, Deal, DealStage
 from crm.domain import UtcDatetime
-from crm.fields import OptionalMoney, OptionalText255
+from crm.fields import MoneyAmount, OptionalMoney, OptionalText255
 
 RecordId = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", max_length=36)
@@ -94,7 +93,7 @@ class CompanyResponse(BaseModel):
     domain: str | None
     industry: str | None
     employee_count: int | None
-    annual_revenue: Decimal | None
+    annual_revenue: MoneyAmount | None  # a JSON number
     created_by: str
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -109,7 +108,7 @@ class DealResponse(BaseModel):
     id: str
     name: str
     stage: DealStage
-    amount: Decimal | None
+    amount: MoneyAmount | None  # a JSON number
     contact_id: str
     company_id: str | None
     lead_id: str | None

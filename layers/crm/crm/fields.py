@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, Strict, StringConstraints
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_CHARACTERS_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -56,6 +56,35 @@ def _source(value: str) -> str:
     return value
 
 
+def _whole_decimal_to_int(value: object) -> object:
+    # DynamoDB hands every number back as a Decimal, and JSON bodies are parsed with Decimal floats (a `5.0`):
+    # a whole Decimal is a whole number. Text and true/false stay what they are, and are refused as such.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _money_number(value: Decimal) -> int | float:
+    # Money leaves as a JSON number, not a string. Whole amounts are exact ints. Others are floats: Money has
+    # at most 2 decimals and 15 digits (below 10^13), which a double holds exactly enough that the shortest
+    # repr of the float reads back as the same amount, to the cent.
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def _json_numbers(value: Any) -> Any:
+    # Free-form data (activity data, custom fields) read back from DynamoDB holds Decimals: numbers again,
+    # as the client sent them (a money change in an activity is as exact as _money_number says).
+    if isinstance(value, Decimal) and value.is_finite():
+        return _money_number(value)
+    if isinstance(value, list):
+        return [_json_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_numbers(item) for key, item in value.items()}
+    return value
+
+
 def _custom_fields(value: dict[str, Any]) -> dict[str, Any]:
     try:
         encoded = json.dumps(value, default=str, allow_nan=False)
@@ -88,8 +117,17 @@ Source = Annotated[
     AfterValidator(_source),
 ]
 LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_multi_line)]
+# A whole number in a JSON body: "5" or true is refused (422), not read as 5 or 1. Forms send only text, so
+# the public capture channels keep the lax `int` fields; query strings have their own models.
+StrictInteger = Annotated[int, Strict(), BeforeValidator(_whole_decimal_to_int)]
 EmployeeCount = Annotated[int, Field(ge=0, le=100_000_000)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+StrictEmployeeCount = Annotated[StrictInteger, Field(ge=0, le=100_000_000)]
+# Below 10^13 with cents: see _money_number.
+Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False)]
+# Money in API answers: a JSON number (the Decimal stays a Decimal in Python and in DynamoDB).
+MoneyAmount = Annotated[Decimal, PlainSerializer(_money_number, return_type=int | float, when_used="json")]
+# Free-form data in API answers, its Decimals as JSON numbers.
+JsonData = Annotated[dict[str, Any], PlainSerializer(_json_numbers, when_used="json")]
 CustomFields = Annotated[dict[str, Any], AfterValidator(_custom_fields)]
 
 # Optional fields treat a blank string (what an HTML form sends for an empty input) as absent.

@@ -5,8 +5,8 @@ From the stream (each call idempotent, since records are redelivered):
 - `start_sla`: a lead captured as new starts its speed-to-lead timer;
 - `on_assigned`: an assigned, not yet contacted lead gets its +1 day and +1 week follow-ups for its rep;
   the previous rep's open follow-ups of that lead are cancelled;
-- `on_contact`: a lead contacted, converted or left to nurture stops its timer and cancels its open
-  follow-ups.
+- `on_change`: a lead contacted, converted or left to nurture stops its timer; its open follow-ups are
+  cancelled once it is contacted, its discovery call once it is converted (`task_closing_reason`).
 
 From the scheduler (`due_sources`): task reminders and SLA escalations that have come due. Each queues one
 notification job first (its delivery is deduplicated per event), then records that it fired with a
@@ -27,10 +27,10 @@ from crm.follow_ups import (
     SlaTimer,
     SpeedToLeadSla,
     awaits_first_contact,
-    follow_up_still_wanted,
     follow_up_tasks,
     overdue_by,
     sla_stop_reason,
+    task_closing_reason,
 )
 from crm.lead_events import LeadChange
 from crm.notifications import NotificationKind, NotificationRequest
@@ -92,19 +92,23 @@ class FollowUpService:
             logger.info("Follow-ups planned", extra={"lead_id": lead.id, "count": created})
         return created
 
-    def on_contact(self, lead_id: str) -> int:
-        """Stop what waits for a first contact; returns how many follow-ups were cancelled."""
+    def on_change(self, lead_id: str) -> int:
+        """After a status, conversion or nurture change: stop the SLA clock if it no longer runs, and close
+        the rule-made tasks whose purpose has passed. Returns how many tasks were cancelled."""
         lead = self.leads.get(lead_id)
         if lead is None:
             return 0
         reason = sla_stop_reason(lead)
-        if reason is None:
-            return 0
-        if self.timers.cancel(lead.id, reason, self.now()):
+        if reason is not None and self.timers.cancel(lead.id, reason, self.now()):
             logger.info("Speed-to-lead timer stopped", extra={"lead_id": lead.id, "reason": reason})
-        return self._cancel_follow_ups(lead, f"lead {reason}")
+        cancelled = 0
+        for task in self.tasks.lead_tasks(lead.id):
+            closing = task_closing_reason(task, lead) if task.is_open else None
+            if closing is not None and self._cancel(task, closing):
+                cancelled += 1
+        return cancelled
 
-    def _cancel_follow_ups(self, lead: Lead, reason: str, keep_owner: str | None = None) -> int:
+    def _cancel_follow_ups(self, lead: Lead, reason: str, keep_owner: str) -> int:
         cancelled = 0
         for task in self.tasks.lead_tasks(lead.id):
             is_follow_up = task.kind == TaskKind.FOLLOW_UP.value
@@ -143,31 +147,29 @@ class FollowUpService:
         return [TaskReminders(self), SpeedToLeadEscalations(self)]
 
     def remind(self, task: Task) -> bool:
-        """Remind the owner of a task that came due, once; False if it no longer needs a reminder."""
+        """Remind the owner of a task that came due, once; False if it no longer needs a reminder (a
+        rule-made task whose purpose has passed is cancelled instead)."""
         for _ in range(MAX_ATTEMPTS):
             if not task.awaits_reminder:
                 return False
-            lead = self.leads.get(task.lead_id)
-            wanted = follow_up_still_wanted(task, lead)
-            if not wanted and lead is not None and task.kind == TaskKind.FOLLOW_UP.value:
-                # Its lead was contacted and the stream's cancellation has not landed yet: cancel it here.
-                self._cancel(task, f"lead {sla_stop_reason(lead) or 'closed'}")
+            closing = task_closing_reason(task, self.leads.get(task.lead_id))
+            if closing is not None:
+                # The stream's cancellation has not landed yet: cancel it here, and remind of nothing.
+                self._cancel(task, closing)
                 return False
-            if wanted:
-                job = NotificationRequest(
-                    kind=NotificationKind.TASK_REMINDER,
-                    lead_id=task.lead_id,
-                    event_id=f"reminder:{task.id}:{clock.isoformat(task.due_at)}",
-                    recipient=task.owner,
-                    task_id=task.id,
-                    due_at=task.due_at,
-                )
-                self.publisher.send(self.notification_queue_url, job.model_dump(mode="json"))
+            job = NotificationRequest(
+                kind=NotificationKind.TASK_REMINDER,
+                lead_id=task.lead_id,
+                event_id=f"reminder:{task.id}:{clock.isoformat(task.due_at)}",
+                recipient=task.owner,
+                task_id=task.id,
+                due_at=task.due_at,
+            )
+            self.publisher.send(self.notification_queue_url, job.model_dump(mode="json"))
             if self.tasks.mark_reminded(task, self.now()):
-                if wanted:
-                    logger.info("Task reminder queued", extra={"lead_id": task.lead_id, "task_id": task.id})
-                return wanted
-            fresh = self.tasks.get(task.id)
+                logger.info("Task reminder queued", extra={"lead_id": task.lead_id, "task_id": task.id})
+                return True
+            fresh = self.tasks.get(task.id)  # changed meanwhile: decide again on the task as it is now
             if fresh is None:
                 return False
             task = fresh
@@ -253,11 +255,9 @@ def plan_follow_ups(change: LeadChange) -> None:
     services.follow_up_service().on_assigned(change.lead_id)
 
 
-def stop_waiting_for_contact(change: LeadChange) -> None:
+def close_what_no_longer_waits(change: LeadChange) -> None:
     from crm import services
 
     if change.event_name != "MODIFY" or not change.changed("lead_status", "converted", "nurture"):
         return
-    if change.old.get("lead_status") != LeadStatus.NEW.value:
-        return  # the clock stopped at the first contact already
-    services.follow_up_service().on_contact(change.lead_id)
+    services.follow_up_service().on_change(change.lead_id)

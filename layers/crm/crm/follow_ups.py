@@ -60,14 +60,22 @@ def awaits_first_contact(lead: Lead) -> bool:
     return lead.lead_status is LeadStatus.NEW and not lead.converted
 
 
-def follow_up_still_wanted(task: Task, lead: Lead | None) -> bool:
-    """A follow-up reminder is worth sending only while its lead still waits for a first contact; any other
-    task is reminded while it is open."""
-    if not task.is_open:
-        return False
-    if task.kind != TaskKind.FOLLOW_UP.value:
-        return lead is not None and not lead.converted
-    return lead is not None and awaits_first_contact(lead)
+# Tasks rules make, and what ends their purpose: a follow-up is there to get the first contact made; a
+# discovery call belongs to a lead still being sold to. A task a person made stays until a person closes it.
+RULE_MADE_TASKS = frozenset({TaskKind.FOLLOW_UP.value, TaskKind.DISCOVERY_CALL.value})
+
+
+def task_closing_reason(task: Task, lead: Lead | None) -> str | None:
+    """Why a rule-made task is no longer wanted (its reminder cancelled, the task closed), or None."""
+    if task.kind not in RULE_MADE_TASKS:
+        return None
+    if lead is None:
+        return "lead deleted"
+    if lead.converted:
+        return "lead converted"
+    if task.kind == TaskKind.FOLLOW_UP.value and not awaits_first_contact(lead):
+        return "lead contacted"
+    return None
 
 
 # ---------------------------------------------------------------- speed to lead

@@ -137,7 +137,7 @@ def notify_new_assignee(change: LeadChange) -> None:
 
 def default_handlers() -> list[LeadChangeHandler]:
     # List-index upkeep, search tokens and analytics counters (crm.lead_projections).
-    from crm.follow_up_service import plan_follow_ups, start_speed_to_lead_clock, stop_waiting_for_contact
+    from crm.follow_up_service import close_what_no_longer_waits, plan_follow_ups, start_speed_to_lead_clock
     from crm.lead_projections import count_for_analytics, index_for_search, repair_list_index
     from crm.nurture_events import enroll_in_nurture, stop_nurture
 
@@ -147,7 +147,7 @@ def default_handlers() -> list[LeadChangeHandler]:
         notify_new_assignee,
         start_speed_to_lead_clock,
         plan_follow_ups,
-        stop_waiting_for_contact,
+        close_what_no_longer_waits,
         repair_list_index,
         index_for_search,
         count_for_analytics,

@@ -50,6 +50,7 @@ from crm.tasks import (
     task_updated_activity,
     workable_task,
 )
+from crm.user_repository import UserRepository
 
 S = LeadStatus
 
@@ -101,9 +102,17 @@ def can_transition(current: LeadStatus, target: LeadStatus) -> bool:
 def check_transition(current: LeadStatus, target: LeadStatus) -> None:
     if can_transition(current, target):
         return
-    allowed = ", ".join(sorted(status.value for status in TRANSITIONS[current])) or "none: it is final"
+    # An edit may set only some of the next statuses; the others have their own route (DEDICATED_ROUTES).
+    nexts = sorted(TRANSITIONS[current])
+    by_edit = ", ".join(status.value for status in nexts if status not in DEDICATED_ROUTES)
+    by_route = [
+        f"{status.value} through {DEDICATED_ROUTES[status]}" for status in nexts if status in DEDICATED_ROUTES
+    ]
+    allowed = "; ".join(part for part in (by_edit, *by_route) if part) or "none: it is final"
+    article = "An" if current.value[0] in "aeiou" else "A"
     raise InvalidTransition(
-        f"A {current.value} lead cannot become {target.value} (allowed from {current.value}: {allowed})"
+        f"{article} {current.value} lead cannot become {target.value} "
+        f"(allowed from {current.value}: {allowed})"
     )
 
 
@@ -391,21 +400,32 @@ class TaskDraft:
 
 class TaskService:
     def __init__(
-        self, leads: LeadRepository, tasks: TaskRepository, now: Callable[[], datetime] = clock.now
+        self,
+        leads: LeadRepository,
+        tasks: TaskRepository,
+        users: UserRepository,
+        now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.leads = leads
         self.tasks = tasks
+        self.users = users
         self.now = now
 
     def create(self, lead_id: str, draft: TaskDraft, principal: Principal) -> Task:
         """A task under a lead the caller may change; the task and its activity in one transaction."""
         lead = changeable_lead(principal, self.leads.get(lead_id), lead_id)
+        owner = task_owner_for(principal, lead, draft.owner)
+        if owner not in (principal.subject, lead.assigned_to):
+            # Someone named by the caller: they must be a user who can be reminded of it.
+            user = self.users.get(owner)
+            if user is None or not user.active:
+                raise InvalidInput.single("owner", f"{owner} is not an active user")
         moment = self.now()
         task = new_task(
             lead.id,
             draft.title,
             due_at=draft.due_at,
-            owner=task_owner_for(principal, lead, draft.owner),
+            owner=owner,
             created_by=principal.actor,
             now=moment,
             priority=draft.priority,

@@ -13,12 +13,12 @@ from crm.errors import FieldProblem, InvalidInput, PreconditionRequired
 from crm.fields import (
     Email,
     LongText,
-    OptionalEmployeeCount,
     OptionalMoney,
     OptionalPhone,
     OptionalText100,
     OptionalText255,
     PersonName,
+    StrictEmployeeCount,
     Text255,
 )
 from crm.lifecycle import BantAnswers, LeadChanges, TaskDraft
@@ -84,7 +84,7 @@ class UpdateLeadRequest(BaseModel):
     company: OptionalText255 = None
     title: OptionalText100 = None
     industry: OptionalText100 = None
-    employee_count: OptionalEmployeeCount = None
+    employee_count: StrictEmployeeCount | None = None
     annual_revenue: OptionalMoney = None
     # true: no marketing email may reach the person (they asked); false: they asked to get it again.
     do_not_email: StrictBool | None = None
@@ -208,10 +208,23 @@ class TaskQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    owner: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@:\-]+$")] = "me"
-    due_before: datetime | None = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
-    cursor: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    owner: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9_.@:\-]+$",
+            description="`me` (the default) or a user id; reps may only ask for their own",
+        ),
+    ] = "me"
+    due_before: datetime | None = Field(
+        default=None, description="ISO-8601 date or time: only tasks due strictly before it"
+    )
+    limit: Annotated[int, Field(ge=1, le=200, description="Page size, 1-200 (default 50)")] = 50
+    cursor: (
+        Annotated[str, Field(min_length=1, max_length=2048, description="`next_cursor` of the previous page")]
+        | None
+    ) = None
 
     @field_validator("due_before", mode="before")
     @classmethod

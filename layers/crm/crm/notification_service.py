@@ -3,7 +3,8 @@
 - lead_assigned: to the rep the lead was assigned to (skipped if it has been reassigned since);
 - unassigned_lead: to every active manager of the team whose queue the lead waits in;
 - task_reminder: to a task's owner, while the task is open, still due then, and still wanted
-  (`crm.follow_ups.follow_up_still_wanted`: a follow-up is not, once its lead has been contacted);
+  (`crm.follow_ups.task_closing_reason`: a follow-up is not once its lead has been contacted, a
+  rule-made task not once its lead has been converted);
 - sla_breached: to every active manager of the lead's team, unless the lead was contacted meanwhile;
 - nurture_step: to the lead itself, handed to `crm.nurture_mailer` (its own checks and claim).
 
@@ -20,7 +21,7 @@ from crm.auth import Role
 from crm.domain import Lead, new_activity
 from crm.email import EmailSender, OutgoingEmail
 from crm.errors import PermanentFailure, RetryableError
-from crm.follow_ups import follow_up_still_wanted, overdue_by, sla_stop_reason
+from crm.follow_ups import overdue_by, sla_stop_reason, task_closing_reason
 from crm.notification_repository import Claim, DeliveryKey, NotificationRepository
 from crm.notifications import (
     EmailContent,
@@ -98,7 +99,7 @@ class NotificationService:
         if task is None or task.owner != request.recipient or task.due_at != request.due_at:
             logger.info("Task changed before its reminder; skipped", extra={"lead_id": lead.id})
             return None
-        if not follow_up_still_wanted(task, lead):
+        if not task.is_open or task_closing_reason(task, lead) is not None:
             logger.info(
                 "Task closed or lead contacted before the reminder; skipped", extra={"lead_id": lead.id}
             )

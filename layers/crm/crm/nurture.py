@@ -21,11 +21,11 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from crm.assignment_rules import MAX_CONDITIONS, MAX_PRIORITY, Condition
 from crm.domain import Lead, UtcDatetime
-from crm.fields import Text100
+from crm.fields import StrictInteger, Text100
 from crm.scoring import Matcher, compile_matcher
 from crm.scoring_models import CUSTOM_FIELD_PREFIX
 
@@ -40,7 +40,7 @@ _STEP_EVENT = re.compile(r"^nurture:(?P<enrollment>[0-9a-f-]{36}):(?P<step>\d{1,
 class NurtureStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delay_hours: int = Field(
+    delay_hours: StrictInteger = Field(
         ge=0,
         le=MAX_DELAY_HOURS,
         description="Hours to wait: step 1 from enrollment, every later step from the previous send",
@@ -52,8 +52,9 @@ class NurtureSequenceDefinition(BaseModel):
     """What a sequence says; shared by the API input and the stored sequence."""
 
     name: Text100
-    active: bool = True
-    priority: int = Field(default=DEFAULT_PRIORITY, ge=0, le=MAX_PRIORITY)
+    # Strict: the API refuses "yes" or 1 (a stored item's booleans and Decimal numbers still load).
+    active: StrictBool = True
+    priority: StrictInteger = Field(default=DEFAULT_PRIORITY, ge=0, le=MAX_PRIORITY)
     conditions: list[Condition] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     steps: list[NurtureStep] = Field(min_length=1, max_length=MAX_STEPS)
 

@@ -8,18 +8,20 @@ __all__ = [
     "NurtureSequenceInput",
     "NurtureSequenceListResponse",
     "NurtureSequenceResponse",
+    "OneClickUnsubscribeQuery",
     "UnsubscribeForm",
+    "UnsubscribeLinkQuery",
     "UnsubscribeResponse",
     "UpdateNurtureSequenceRequest",
 ]
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from crm.assignment_rules import MAX_CONDITIONS, MAX_PRIORITY, Condition
 from crm.domain import UtcDatetime
-from crm.fields import Text100
+from crm.fields import StrictInteger, Text100
 from crm.nurture import MAX_STEPS, NurtureSequence, NurtureSequenceInput, NurtureStep
 
 
@@ -29,11 +31,13 @@ class UpdateNurtureSequenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text100 | None = None
-    active: bool | None = None
-    priority: int | None = Field(default=None, ge=0, le=MAX_PRIORITY)
+    active: StrictBool | None = None
+    priority: StrictInteger | None = Field(default=None, ge=0, le=MAX_PRIORITY)
     conditions: list[Condition] | None = Field(default=None, max_length=MAX_CONDITIONS)
     steps: list[NurtureStep] | None = Field(default=None, min_length=1, max_length=MAX_STEPS)
-    version: int | None = Field(default=None, ge=1, description="the version you read (or If-Match)")
+    version: StrictInteger | None = Field(
+        default=None, ge=1, description="the version you read (or If-Match)"
+    )
 
     @field_validator("name", "active", "priority", "conditions", "steps", mode="before")
     @classmethod
@@ -78,6 +82,24 @@ class UnsubscribeForm(BaseModel):
     )
     token: str | None = Field(
         default=None, max_length=200, description="the link's token, if not in the query"
+    )
+
+
+class UnsubscribeLinkQuery(BaseModel):
+    """`GET /unsubscribe?token=…` (documents the query; the route checks the token itself)."""
+
+    token: str = Field(
+        max_length=200, description="The link's signed token (`<lead id>.<signature>`), from the email"
+    )
+
+
+class OneClickUnsubscribeQuery(BaseModel):
+    """`POST /unsubscribe?token=…`: the token is in the query, or else in the body."""
+
+    token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The signed token of the email's List-Unsubscribe URL (or send it in the body)",
     )
 
 

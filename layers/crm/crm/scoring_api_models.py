@@ -14,11 +14,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
 )
 
 from crm.domain import Lead, UtcDatetime
-from crm.fields import CustomFields, OptionalText255
+from crm.fields import CustomFields, OptionalText255, StrictInteger
 from crm.rescoring import OWN_ACTIVITY_TYPES, JobState, RescoreJob, RuleSet, StoredRule
 from crm.scoring_models import (
     MAX_RULE_POINTS,
@@ -76,7 +77,7 @@ EventId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-
 class ScoringRuleReplaceRequest(ScoringRuleInput):
     """PUT: the whole rule. The version read goes here or in `If-Match`."""
 
-    version: int | None = Field(default=None, ge=1)
+    version: StrictInteger | None = Field(default=None, ge=1)
 
 
 class ScoringRulePatchRequest(BaseModel):
@@ -92,12 +93,12 @@ class ScoringRulePatchRequest(BaseModel):
     field: str | None = None
     operator: Operator | None = None
     value: RuleValue = None
-    points: int | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
+    points: StrictInteger | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
     group: GroupName | None = None
-    cap: int | None = None
-    window_days: int | None = None
-    active: bool | None = None
-    version: int | None = Field(default=None, ge=1)
+    cap: StrictInteger | None = None
+    window_days: StrictInteger | None = None
+    active: StrictBool | None = None
+    version: StrictInteger | None = Field(default=None, ge=1)
 
 
 class RecordActivityRequest(BaseModel):

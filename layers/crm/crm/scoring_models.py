@@ -10,10 +10,18 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from crm.domain import Lead, UtcDatetime
-from crm.fields import Text100
+from crm.fields import StrictInteger, Text100
 
 MAX_RULE_POINTS = 1000
 MAX_PATTERN_LENGTH = 200
@@ -209,13 +217,13 @@ class RuleDefinition(BaseModel):
     field: str
     operator: Operator
     value: RuleValue = Field(default=None, validate_default=True)
-    points: int = Field(ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
+    points: StrictInteger = Field(ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
     # Rules sharing a group are tiers: only the best-scoring match of the group counts.
     group: GroupName | None = None
     # Behavioural only: most points (in absolute value) this rule gives, and how far back activities count.
-    cap: int | None = Field(default=None, ge=1, le=MAX_RULE_POINTS)
-    window_days: int | None = Field(default=None, ge=1, le=3650)
-    active: bool = True
+    cap: StrictInteger | None = Field(default=None, ge=1, le=MAX_RULE_POINTS)
+    window_days: StrictInteger | None = Field(default=None, ge=1, le=3650)
+    active: StrictBool = True
 
     @field_validator("field")
     @classmethod

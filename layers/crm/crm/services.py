@@ -72,7 +72,9 @@ def task_service() -> "TaskService":
     from crm.task_repository import TaskRepository
 
     settings = get_settings()
-    return TaskService(lead_repository(), TaskRepository(settings.table_name, settings.index_shards))
+    return TaskService(
+        lead_repository(), TaskRepository(settings.table_name, settings.index_shards), user_repository()
+    )
 
 
 @cache

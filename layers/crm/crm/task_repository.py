@@ -114,15 +114,21 @@ def encode_cursor(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
-def _start_key(owner: str, cursor: str) -> dict[str, Any]:
-    """Rebuild the ExclusiveStartKey from a cursor; it can only point inside this owner's partition."""
+def _start_key(owner: str, cursor: str, before: str | None) -> dict[str, Any]:
+    """Rebuild the ExclusiveStartKey from a cursor; it can only point inside this owner's partition, and
+    inside the range the query reads (a key DynamoDB would refuse is the client's mistake: 400)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        sort_key = json.loads(base64.urlsafe_b64decode(padded.encode()))["sk"]
-        due, task_id = str(sort_key).rsplit("#", 1)
-        clock.parse(due)
+        sort_key = str(json.loads(base64.urlsafe_b64decode(padded.encode()))["sk"])
+        due, task_id = sort_key.rsplit("#", 1)
+        if clock.isoformat(clock.parse(due)) != due or not task_id:
+            raise ValueError("not a key this API writes")
     except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput.single("cursor", "not a cursor this API returned") from None
+    if before is not None and sort_key >= before:
+        raise InvalidInput.single(
+            "cursor", "belongs to another query (a later due_before): start again without it"
+        )
     return marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
 
 
@@ -251,9 +257,10 @@ class TaskRepository(TableRepository):
         """An owner's open tasks, soonest due first, optionally only those due before a moment."""
         values: dict[str, Any] = {":pk": owner_partition(owner)}
         condition = "GSI1PK = :pk"
-        if due_before is not None:
+        before = clock.isoformat(due_before) if due_before is not None else None
+        if before is not None:
             condition += " AND GSI1SK < :before"
-            values[":before"] = clock.isoformat(due_before)
+            values[":before"] = before
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": OWNER_INDEX,
@@ -262,7 +269,7 @@ class TaskRepository(TableRepository):
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = _start_key(owner, cursor)
+            kwargs["ExclusiveStartKey"] = _start_key(owner, cursor, before)
         try:
             response = self.client.query(**kwargs)
         except ClientError as exc:

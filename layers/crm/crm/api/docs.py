@@ -2,7 +2,10 @@
 
 Request bodies are read by our own parsers (forms, signed webhooks, exact-byte idempotency), so routes
 name their input model in the `x-request-model` extension and the document gains a `requestBody`
-from that model's JSON schema here.
+from that model's JSON schema here; likewise `x-query-model` gives the query parameters. A PATCH or PUT
+whose body has a `version` declares the `If-Match` header it also takes; a DELETE that takes one says so
+with `x-if-match`. The functions read their own input, so Powertools' default 422 body is never sent:
+it is left out.
 """
 
 import json
@@ -34,6 +37,15 @@ TITLE = "LeadFlow lead management API"
 VERSION = "1.0.0"
 JWT_SCHEME = "CognitoJwt"
 _FORM_ROUTES = {("/capture/form", "post"), ("/unsubscribe", "post")}
+_POWERTOOLS_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+_IF_MATCH_ON_CHANGE = (
+    'The version you read (the ETag), e.g. "3" (or `3`, `W/"3"`); or send it as `version` in the body. '
+    "One of the two is required (428 without); a stale one is 409."
+)
+_IF_MATCH_ON_DELETE = (
+    'Optional: the version you read (the ETag), e.g. "3". With it, only that version is deleted '
+    "(409 if it changed meanwhile)."
+)
 
 # Every router factory of every API function: the document covers all of them.
 ROUTER_FACTORIES: list[Callable[[], Router]] = [
@@ -87,11 +99,38 @@ def _query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[d
     return parameters
 
 
+def _if_match(description: str) -> dict[str, Any]:
+    return {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _drop_powertools_validation_errors(document: dict[str, Any]) -> None:
+    """Powertools documents a 422 with its own body on every route declaring none; no function sends it."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if _POWERTOOLS_VALIDATION_ERROR in json.dumps(responses.get("422", {})):
+                del responses["422"]
+    # Its schemas go too once nothing refers to them (each before the one it refers to).
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
+        others = {key: value for key, value in schemas.items() if key != name}
+        if f'"#/components/schemas/{name}"' not in json.dumps([document.get("paths", {}), others]):
+            schemas.pop(name, None)
+
+
 def _add_request_bodies(document: dict[str, Any]) -> None:
     models = _request_models()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
+            if operation.pop("x-if-match", False):
+                operation["parameters"] = [*operation.get("parameters", []), _if_match(_IF_MATCH_ON_DELETE)]
             query_model = operation.pop("x-query-model", None)
             if query_model is not None:
                 operation["parameters"] = [
@@ -108,6 +147,8 @@ def _add_request_bodies(document: dict[str, Any]) -> None:
             if (path, method) in _FORM_ROUTES:
                 content[FORM] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
             operation["requestBody"] = {"required": True, "content": content}
+            if method in ("patch", "put") and "version" in models[name].model_fields:
+                operation["parameters"] = [*operation.get("parameters", []), _if_match(_IF_MATCH_ON_CHANGE)]
 
 
 @cache
@@ -124,6 +165,7 @@ def openapi_document() -> dict[str, Any]:
         )
     )
     _add_request_bodies(document)
+    _drop_powertools_validation_errors(document)
     return document
 
 

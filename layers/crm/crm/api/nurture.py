@@ -194,6 +194,7 @@ def build_router() -> Router:
         tags=["Nurture"],
         security=JWT,
         responses=documented_responses({204: ("Deleted", None)}, 401, 403, 404, 409, 422, 503),
+        openapi_extensions={"x-if-match": True},
     )
     def delete_sequence_route(sequence_id: str) -> Response[str]:
         return delete_sequence(event(), sequence_id)

@@ -267,6 +267,7 @@ def build_router() -> Router:
             422,
             503,
         ),
+        openapi_extensions={"x-if-match": True},
     )
     def delete_rule_route(rule_id: str) -> Response[str]:
         return delete_rule(event(), caller(), rule_id)

@@ -5,7 +5,8 @@ token is the credential.
   multipart) to the link of the email's `List-Unsubscribe` header, the token in its query string; the token
   may also come in a form or JSON body. Answers 200 (JSON; HTML if the client asks for `text/html`).
 - `GET` is the footer link a person clicks: answers a small "You are unsubscribed" page (JSON if `Accept`
-  asks for `application/json`).
+  asks for `application/json`). A bad link clicked in a browser (an `Accept` preferring `text/html`) gets a
+  small "This unsubscribe link is not valid" page with the 400; any other client gets the JSON error.
 
 Both mark the lead do-not-email (idempotent). A missing, malformed or forged token is 400 naming `token`; a
 genuine token always gets the same answer, whether or not its lead still exists or was already unsubscribed.
@@ -18,6 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from crm import services
 from crm.errors import BadQuery, UnsupportedMediaType
@@ -36,6 +38,8 @@ from crm.settings import get_settings
 
 MULTIPART = "multipart/form-data"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+_PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+HTML = "text/html; charset=utf-8"
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -46,11 +50,50 @@ body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0
 </head><body><h1>You are unsubscribed</h1>
 <p>You will not get marketing email from us any more. Nothing else is needed.</p></body></html>
 """
+# No detail about what is wrong with the link: the page must not help anyone probe tokens.
+_INVALID_LINK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>Link not valid</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
+</style>
+</head><body><h1>This unsubscribe link is not valid</h1>
+<p>Please use the link exactly as it appears in the email.</p>
+</body></html>
+"""
 
 
 def _header(event: dict[str, Any], name: str) -> str:
     wanted = name.lower()
     return next((str(v) for k, v in (event.get("headers") or {}).items() if k.lower() == wanted), "")
+
+
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value `Accept` gives `media_type`: from its most specific matching range, 0 if none matches."""
+    kind = media_type.split("/", 1)[0]
+    best, best_specificity = 0.0, 0
+    for part in accept.lower().split(","):
+        media_range, *parameters = (piece.strip() for piece in part.split(";"))
+        specificity = {media_type: 3, f"{kind}/*": 2, "*/*": 1}.get(media_range, 0)
+        if specificity <= best_specificity:
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best, best_specificity = quality, specificity
+    return best
+
+
+def _prefers_html(event: dict[str, Any]) -> bool:
+    """A browser (`text/html,…,*/*;q=0.8`) prefers HTML; no Accept, `*/*` or a JSON client does not."""
+    accept = _header(event, "accept")
+    return _quality(accept, "text/html") > _quality(accept, JSON)
 
 
 def _multipart_fields(content_type: str, data: bytes) -> dict[str, str]:
@@ -90,12 +133,7 @@ def _answer(event: dict[str, Any], html_by_default: bool) -> Response[str]:
     accept = _header(event, "accept").lower()
     wants_html = "text/html" in accept or (html_by_default and "application/json" not in accept)
     if wants_html:
-        return Response(
-            status_code=HTTPStatus.OK,
-            content_type="text/html; charset=utf-8",
-            body=_PAGE,
-            headers={**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
-        )
+        return Response(status_code=HTTPStatus.OK, content_type=HTML, body=_PAGE, headers=dict(_PAGE_HEADERS))
     return json_response(HTTPStatus.OK, UnsubscribeResponse(), headers=dict(_NO_STORE))
 
 
@@ -104,9 +142,31 @@ def unsubscribe(event: dict[str, Any], from_link: bool) -> Response[str]:
     token = (event.get("queryStringParameters") or {}).get("token")
     if token is None and not from_link:
         token = _body_token(event)
-    lead_id = services.unsubscribe_tokens().lead_id_from(token)
+    try:
+        lead_id = services.unsubscribe_tokens().lead_id_from(token)
+    except BadQuery:
+        if not (from_link and _prefers_html(event)):
+            raise  # the resolver answers the JSON 400 naming `token`
+        return Response(
+            status_code=HTTPStatus.BAD_REQUEST,
+            content_type=HTML,
+            body=_INVALID_LINK_PAGE,
+            headers=dict(_PAGE_HEADERS),
+        )
     services.do_not_email_service().unsubscribe(lead_id)
     return _answer(event, html_by_default=from_link)
+
+
+def _documented(
+    success: str, *errors: int, bad_token: str, html_too: tuple[int, ...]
+) -> dict[int, OpenAPIResponse]:
+    """The routes' answers as they are: a 400 about the token (not the list routes' wording), no 422, and
+    the HTML pages beside the JSON."""
+    responses = documented_responses({200: (success, UnsubscribeResponse)}, 400, *errors)
+    responses[400]["description"] = bad_token
+    for status in html_too:
+        responses[status].setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
+    return responses
 
 
 def build_router() -> Router:
@@ -120,11 +180,17 @@ def build_router() -> Router:
         "/unsubscribe",
         summary="Unsubscribe from marketing email (the link in every nurture email)",
         description="Query parameter `token` (from the email). Answers a page saying so, or JSON if `Accept` "
-        "asks for `application/json`. Idempotent.",
+        "asks for `application/json`. Idempotent. A bad link is 400: a small HTML page for a browser (an "
+        "`Accept` preferring `text/html`), else the JSON error naming `token`.",
         tags=["Nurture"],
-        responses=documented_responses(
-            {200: ("Unsubscribed (an HTML page, or this JSON)", UnsubscribeResponse)}, 400, 503
+        responses=_documented(
+            "Unsubscribed (an HTML page, or this JSON)",
+            503,
+            bad_token="Missing, malformed or forged `token` (named in `fields`); a browser gets an HTML page "
+            "saying the link is not valid",
+            html_too=(200, 400),
         ),
+        openapi_extensions={"x-query-model": "UnsubscribeLinkQuery"},
     )
     def unsubscribe_link_route() -> Response[str]:
         return unsubscribe(event(), from_link=True)
@@ -135,8 +201,18 @@ def build_router() -> Router:
         description="The email's `List-Unsubscribe` URL (token in the query string), posted with the body "
         "`List-Unsubscribe=One-Click`; or the token in a form or JSON body. Idempotent.",
         tags=["Nurture"],
-        responses=documented_responses({200: ("Unsubscribed", UnsubscribeResponse)}, 400, 413, 415, 503),
-        openapi_extensions={"x-request-model": "UnsubscribeForm"},
+        responses=_documented(
+            "Unsubscribed (JSON, or an HTML page if `Accept` asks for `text/html`)",
+            413,
+            415,
+            503,
+            bad_token="Missing, malformed or forged `token` (named in `fields`), or a malformed body",
+            html_too=(200,),
+        ),
+        openapi_extensions={
+            "x-request-model": "UnsubscribeForm",
+            "x-query-model": "OneClickUnsubscribeQuery",
+        },
     )
     def one_click_route() -> Response[str]:
         return unsubscribe(event(), from_link=False)
