@@ -6,6 +6,7 @@ Each thread builds its own services, as separate Lambda execution environments w
 """
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from crm.auth import Role
 from crm.checkpoint_repository import CheckpointRepository
 from crm.domain import Lead, LeadStatus
 from crm.email import OutgoingEmail
+from crm.errors import RetryableError
 from crm.follow_up_repository import FollowUpRepository
 from crm.follow_up_scheduler import FollowUpScheduler
 from crm.follow_up_service import FollowUpService
@@ -153,10 +155,12 @@ def deliver(world: dict[str, Any], jobs: list[dict[str, Any]], at: datetime) -> 
             now=lambda: at,
         )
         for job in jobs:
-            try:
-                notifications.deliver(NotificationRequest.model_validate(job))
-            except Exception:  # another worker holds the claim: SQS would deliver it again
-                notifications.deliver(NotificationRequest.model_validate(job))
+            for attempt in range(50):
+                try:
+                    notifications.deliver(NotificationRequest.model_validate(job))
+                    break
+                except RetryableError:  # another worker holds the claim: SQS delivers it again later
+                    time.sleep(0.05 * (attempt + 1))
 
     run_at_once(6, work)
     return sender

@@ -40,28 +40,28 @@ MULTIPART = "multipart/form-data"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
 HTML = "text/html; charset=utf-8"
-_PAGE = """<!doctype html>
+
+
+def _page(title: str, text: str) -> str:
+    return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>You are unsubscribed</title>
+<meta name="robots" content="noindex"><title>{title}</title>
 <style>
-body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
+body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}
 </style>
-</head><body><h1>You are unsubscribed</h1>
-<p>You will not get marketing email from us any more. Nothing else is needed.</p></body></html>
+</head><body><h1>{title}</h1>
+<p>{text}</p></body></html>
 """
+
+
+_PAGE = _page(
+    "You are unsubscribed", "You will not get marketing email from us any more. Nothing else is needed."
+)
 # No detail about what is wrong with the link: the page must not help anyone probe tokens.
-_INVALID_LINK_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>Link not valid</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}
-</style>
-</head><body><h1>This unsubscribe link is not valid</h1>
-<p>Please use the link exactly as it appears in the email.</p>
-</body></html>
-"""
+_INVALID_LINK_PAGE = _page(
+    "This unsubscribe link is not valid", "Please use the link exactly as it appears in the email."
+)
 
 
 def _header(event: dict[str, Any], name: str) -> str:
