@@ -560,20 +560,11 @@ class AssignmentRepository(TableRepository):
     # ------------------------------------------------------------------ load keeping
     def load_snapshot(self, lead_id: str) -> LoadSnapshot:
         """The lead and its load claim, read together (one serializable TransactGetItems)."""
-        try:
-            response = self.client.transact_get_items(
-                TransactItems=[
-                    {"Get": {"TableName": self.table_name, "Key": marshal(lead_key(lead_id))}},
-                    {"Get": {"TableName": self.table_name, "Key": marshal(claim_key(lead_id))}},
-                ]
-            )
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise RetryableError("The lead is being written; try again") from exc
-            raise translate(exc) from exc
-        lead_raw, claim_raw = (entry.get("Item") for entry in response.get("Responses", [{}, {}]))
-        lead = LeadItem.model_validate(unmarshal(lead_raw)).to_lead() if lead_raw else None
-        claimed_by = str(unmarshal(claim_raw)["user"]) if claim_raw else None
+        lead_item, claim_item = self.get_together(
+            [lead_key(lead_id), claim_key(lead_id)], "The lead is being written; try again"
+        )
+        lead = LeadItem.model_validate(lead_item).to_lead() if lead_item else None
+        claimed_by = str(claim_item["user"]) if claim_item else None
         return LoadSnapshot(lead, claimed_by)
 
     def move_load(self, lead: Lead | None, lead_id: str, current: str | None, desired: str | None) -> bool:

@@ -43,6 +43,19 @@ class TableRepository:
             self._client = aws.dynamodb()
         return self._client
 
+    def get_together(self, keys: list[dict[str, str]], busy: str) -> list[dict[str, Any] | None]:
+        """The items at `keys` read as one serializable snapshot (TransactGetItems), None where absent. An
+        item in the middle of a transaction is RetryableError(`busy`)."""
+        try:
+            response = self.client.transact_get_items(
+                TransactItems=[{"Get": {"TableName": self.table_name, "Key": marshal(key)}} for key in keys]
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                raise RetryableError(busy) from exc
+            raise translate(exc) from exc
+        return [unmarshal(entry["Item"]) if entry.get("Item") else None for entry in response["Responses"]]
+
     def query_due(
         self, prefix: str, since: datetime, until: datetime, limit: int | None = None
     ) -> list[dict[str, Any]]:

@@ -72,6 +72,13 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+# What a route that changes something from a JSON body can answer besides success: a bad body (400, 413,
+# 415, 422), no or too few rights (401, 403), an unknown record (404), a conflict (409), a busy database
+# (503); and with optimistic locking, no version sent (428).
+CHANGE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
+VERSIONED_CHANGE_ERRORS = (*CHANGE_ERRORS, 428)
+
+
 def documented_responses(
     success: dict[int, tuple[str, type[BaseModel] | None]], *errors: int
 ) -> dict[int, OpenAPIResponse]:

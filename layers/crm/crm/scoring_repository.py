@@ -534,20 +534,11 @@ class ScoreRepository(_Store):
 
     def lead_and_score(self, lead_id: str) -> tuple[Lead | None, ScoreBreakdown | None]:
         """The lead and its ledger as one snapshot: the ledger always adds up to the lead's score."""
-        try:
-            response = self.client.transact_get_items(
-                TransactItems=[
-                    {"Get": {"TableName": self.table_name, "Key": marshal(lead_key(lead_id))}},
-                    {"Get": {"TableName": self.table_name, "Key": marshal(score_key(lead_id))}},
-                ]
-            )
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise RetryableError("The score is being written; try again") from exc
-            raise translate(exc) from exc
-        lead_raw, score_raw = [response_item.get("Item") for response_item in response["Responses"]]
-        lead = LeadItem.model_validate(unmarshal(lead_raw)).to_lead() if lead_raw else None
-        breakdown = ScoreItem.model_validate(unmarshal(score_raw)).to_breakdown() if score_raw else None
+        lead_item, score_item = self.get_together(
+            [lead_key(lead_id), score_key(lead_id)], "The score is being written; try again"
+        )
+        lead = LeadItem.model_validate(lead_item).to_lead() if lead_item else None
+        breakdown = ScoreItem.model_validate(score_item).to_breakdown() if score_item else None
         return lead, breakdown
 
     # ------------------------------------------------------------ behavioural activities

@@ -20,7 +20,16 @@ from crm.assignment_api_models import (
 from crm.assignment_rules import AssignmentRuleInput
 from crm.auth import Principal, Role
 from crm.errors import InvalidInput, NotFound
-from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.http import (
+    CHANGE_ERRORS,
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    model_from,
+    parse_body,
+    raw_body,
+)
 from crm.lifecycle_models import etag, expected_version
 from crm.permissions import can_view, require_role
 from crm.settings import get_settings
@@ -191,16 +200,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The rule as stored", AssignmentRuleResponse)},
-            400,
-            401,
-            403,
-            404,
-            409,
-            413,
-            415,
-            422,
-            428,
-            503,
+            *VERSIONED_CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "UpdateAssignmentRuleRequest"},
     )
@@ -247,15 +247,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The lead as stored (ETag: its version)", LeadResponse)},
-            400,
-            401,
-            403,
-            404,
-            409,
-            413,
-            415,
-            422,
-            503,
+            *CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "AssignLeadRequest"},
     )

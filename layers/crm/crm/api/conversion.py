@@ -14,7 +14,7 @@ from crm.conversion_models import (
     ConvertLeadRequest,
     DealResponse,
 )
-from crm.http import JWT, documented_responses, json_response, model_from
+from crm.http import CHANGE_ERRORS, JWT, documented_responses, json_response, model_from
 from crm.lifecycle_models import etag
 from crm.observability import logger, metrics
 
@@ -40,15 +40,7 @@ def build_router() -> Router:
                 201: ("Converted now", ConversionResponse),
                 200: ("Converted before: the first conversion's result", ConversionResponse),
             },
-            400,
-            401,
-            403,
-            404,
-            409,
-            413,
-            415,
-            422,
-            503,
+            *CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "ConvertLeadRequest"},
     )

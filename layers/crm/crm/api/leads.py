@@ -20,7 +20,16 @@ from crm.api_models import (
 )
 from crm.auth import Principal
 from crm.domain import Channel
-from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.http import (
+    CHANGE_ERRORS,
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    model_from,
+    parse_body,
+    raw_body,
+)
 from crm.lifecycle_models import QualificationResponse
 from crm.permissions import can_view, visible_lead
 from crm.settings import get_settings
@@ -119,16 +128,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The lead as stored (ETag: its version)", LeadResponse)},
-            400,
-            401,
-            403,
-            404,
-            409,
-            413,
-            415,
-            422,
-            428,
-            503,
+            *VERSIONED_CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "UpdateLeadRequest"},
     )
@@ -148,15 +148,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The lead, and the task qualification created", QualificationResponse)},
-            400,
-            401,
-            403,
-            404,
-            409,
-            413,
-            415,
-            422,
-            503,
+            *CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "QualifyLeadRequest"},
     )

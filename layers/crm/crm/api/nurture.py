@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from crm import services
 from crm.auth import Principal
 from crm.errors import InvalidInput, NotFound
-from crm.http import JWT, documented_responses, json_response, parse_body, raw_body
+from crm.http import (
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    parse_body,
+    raw_body,
+)
 from crm.lifecycle_models import etag, expected_version
 from crm.nurture import NurtureSequenceInput
 from crm.nurture_api_models import (
@@ -112,8 +119,6 @@ def delete_sequence(event: dict[str, Any], sequence_id: str) -> Response[str]:
 
 # ---------------------------------------------------------------- routes
 
-_CHANGE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
-
 
 def build_router() -> Router:
     router = Router()
@@ -176,8 +181,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The sequence as stored (ETag: its version)", NurtureSequenceResponse)},
-            *_CHANGE_ERRORS,
-            428,
+            *VERSIONED_CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "UpdateNurtureSequenceRequest"},
     )

@@ -11,7 +11,16 @@ from crm import services
 from crm.api_models import ActivityResponse
 from crm.auth import Principal, Role
 from crm.errors import InvalidInput, NotFound
-from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.http import (
+    CHANGE_ERRORS,
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    model_from,
+    parse_body,
+    raw_body,
+)
 from crm.lifecycle_models import etag, expected_version
 from crm.permissions import require_role
 from crm.rescoring import is_job_id, rules_job_id
@@ -161,9 +170,6 @@ def record_activity(event: dict[str, Any], principal: Principal, lead_id: str) -
 
 # ---------------------------------------------------------------- routes
 
-_RULE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
-_VERSIONED_ERRORS = (*_RULE_ERRORS, 428)
-
 
 def build_router() -> Router:
     router = Router()
@@ -193,7 +199,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {201: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
-            *_RULE_ERRORS,
+            *CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "ScoringRuleInput"},
     )
@@ -230,7 +236,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
-            *_VERSIONED_ERRORS,
+            *VERSIONED_CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "ScoringRuleReplaceRequest"},
     )
@@ -245,7 +251,7 @@ def build_router() -> Router:
         security=JWT,
         responses=documented_responses(
             {200: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
-            *_VERSIONED_ERRORS,
+            *VERSIONED_CHANGE_ERRORS,
         ),
         openapi_extensions={"x-request-model": "ScoringRulePatchRequest"},
     )

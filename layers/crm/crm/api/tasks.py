@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import services
 from crm.api.lifecycle import checked_id, json_body
-from crm.http import JWT, documented_responses, json_response, model_from
+from crm.http import JWT, VERSIONED_CHANGE_ERRORS, documented_responses, json_response, model_from
 from crm.lifecycle_models import (
     CreateTaskRequest,
     TaskListResponse,
@@ -79,9 +79,7 @@ def build_router() -> Router:
         ),
         tags=["Tasks"],
         security=JWT,
-        responses=documented_responses(
-            {200: ("The task as stored", TaskResponse)}, 400, 401, 403, 404, 409, 413, 415, 422, 428, 503
-        ),
+        responses=documented_responses({200: ("The task as stored", TaskResponse)}, *VERSIONED_CHANGE_ERRORS),
         openapi_extensions={"x-request-model": "UpdateTaskRequest"},
     )
     def update_task_route(task_id: str) -> Response[str]:

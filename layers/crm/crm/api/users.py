@@ -15,7 +15,15 @@ from crm.assignment_api_models import (
     UserResponse,
 )
 from crm.errors import InvalidInput, NotFound
-from crm.http import JWT, documented_responses, json_response, model_from, parse_body, raw_body
+from crm.http import (
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    model_from,
+    parse_body,
+    raw_body,
+)
 from crm.lifecycle_models import etag, expected_version
 from crm.settings import get_settings
 from crm.users import team_name
@@ -119,9 +127,7 @@ def build_router() -> Router:
         ),
         tags=["Users"],
         security=JWT,
-        responses=documented_responses(
-            {200: ("The user as stored", UserResponse)}, 400, 401, 403, 404, 409, 413, 415, 422, 428, 503
-        ),
+        responses=documented_responses({200: ("The user as stored", UserResponse)}, *VERSIONED_CHANGE_ERRORS),
         openapi_extensions={"x-request-model": "UpdateUserRequest"},
     )
     def update_user_route(sub: str) -> Response[str]:
