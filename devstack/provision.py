@@ -278,11 +278,13 @@ def provision(clients: Any, template: Template, seed: Seed) -> None:
 def start_app_seeding(
     template: Template, seed: Seed, dynamodb_endpoint: str, users_file: Path
 ) -> subprocess.Popen[str] | None:
-    """Start the application's own seeding (`python -m crm.seeding`, from the template's layer) with the
+    """Start the application's own seeding (`python -m crm.tools.seeding`, from the template's layer) with the
     seed's demo users, so a fresh stack has its users, default assignment rules and default nurture sequence.
     Runs in a child process while the rest of the stack starts; None when no layer of the template has that
     entry point."""
-    layer = next((lyr for lyr in template.layers if (lyr.content_dir / "crm" / "seeding.py").exists()), None)
+    layer = next(
+        (lyr for lyr in template.layers if (lyr.content_dir / "crm" / "tools" / "seeding.py").exists()), None
+    )
     if layer is None:
         return None
     users_file.write_text(json.dumps({"users": [dataclasses.asdict(user) for user in seed.users]}))
@@ -301,7 +303,7 @@ def start_app_seeding(
     }
     env.pop("AWS_PROFILE", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "crm.seeding", "--users", str(users_file)],
+        [sys.executable, "-m", "crm.tools.seeding", "--users", str(users_file)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

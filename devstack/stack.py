@@ -126,7 +126,8 @@ class LocalStack:
         self.template = template
         self.clients = self._clients()
         provision(self.clients, template, self.seed)
-        # Demo users and default assignment rules, by the application's seeding entry point (crm.seeding).
+        # Demo users and default assignment rules, by the application's seeding entry point
+        # (crm.tools.seeding).
         seeding = start_app_seeding(
             template, self.seed, self.dynamodb_local.endpoint_url, self.data.root / "seed-users.json"
         )

@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
-from crm.auth import Role
-from crm.domain import Lead, new_activity
-from crm.repository import LeadItem, LeadRepository
-from crm.user_repository import UserRepository
-from crm.users import OutOfOffice, User, WorkingHours
+from crm.leads.model import Lead, new_activity
+from crm.leads.repository import LeadItem, LeadRepository
+from crm.platform.auth import Role
+from crm.users.model import OutOfOffice, User, WorkingHours
+from crm.users.repository import UserRepository
 
 NOW = datetime(2026, 11, 25, 9, 36, 19, tzinfo=UTC)
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:000000000000:table/leadflow-local-LeadsTable/stream/x"

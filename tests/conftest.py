@@ -21,8 +21,9 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 # The domain layer reads POWERTOOLS_* when first imported, as in Lambda: import it after the above.
-from crm import aws, idempotency, services  # noqa: E402
-from crm.settings import get_settings  # noqa: E402
+from crm import bootstrap  # noqa: E402
+from crm.platform import aws, idempotency  # noqa: E402
+from crm.platform.settings import get_settings  # noqa: E402
 
 from devstack.template import Template, load_template  # noqa: E402
 
@@ -38,7 +39,7 @@ def reset_cached_clients() -> None:
 
     aws.reset()
     get_settings.cache_clear()
-    services.reset()
+    bootstrap.reset()
     idempotency._persistence.cache_clear()
     parameters.clear_caches()
 

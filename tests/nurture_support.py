@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from crm.email import OutgoingEmail
-from crm.email_templates import EmailTemplate
-from crm.nurture import NurtureSequence, NurtureStep
-from crm.unsubscribe import UnsubscribeTokens
+from crm.notifications.templates import EmailTemplate
+from crm.nurture.sequences import NurtureSequence, NurtureStep
+from crm.nurture.unsubscribe import UnsubscribeTokens
+from crm.platform.email import OutgoingEmail
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 # The local stack's key (devstack/seed.json), so the sample events' tokens verify in tests too.

@@ -3,8 +3,8 @@
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crm.api import analytics
-from crm.http import build_resolver
-from crm.observability import logger, metrics, tracer
+from crm.platform.http import build_resolver
+from crm.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 app.include_router(analytics.build_router())

@@ -6,9 +6,9 @@ The scheduled event may name another day to check: {"day": "2026-11-24"}.
 from datetime import date
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm import services
-from crm.errors import InvalidInput
-from crm.observability import logger, metrics, tracer
+from crm import bootstrap
+from crm.platform.errors import InvalidInput
+from crm.platform.observability import logger, metrics, tracer
 
 
 def requested_day(event: dict) -> date | None:
@@ -25,5 +25,5 @@ def requested_day(event: dict) -> date | None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    result = services.analytics_service().reconcile(requested_day(event))
+    result = bootstrap.analytics_service().reconcile(requested_day(event))
     return {"day": result.day.isoformat(), "leads": result.leads, "drift": len(result.drift)}

@@ -1,4 +1,4 @@
-"""Assignment jobs from the assignment queue: one lead each, assigned by crm.assignment_service."""
+"""Assignment jobs from the assignment queue: one lead each, assigned by crm.assignment.service."""
 
 from typing import Any
 
@@ -6,10 +6,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm import queues, services
-from crm.observability import logger, metrics, tracer
-from crm.routing import AssignmentJob
-from crm.settings import get_settings
+from crm import bootstrap
+from crm.assignment.routing import AssignmentJob
+from crm.platform import queues
+from crm.platform.observability import logger, metrics, tracer
+from crm.platform.settings import get_settings
 
 # A batch whose every message failed is reported like any partial failure, not raised as an error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -17,7 +18,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def assign(body: dict[str, Any]) -> None:
     job = queues.parse_job(AssignmentJob, body)
-    services.assignment_service().assign(job.lead_id, job.trigger)
+    bootstrap.assignment_service().assign(job.lead_id, job.trigger)
 
 
 def record_handler(record: SQSRecord) -> None:

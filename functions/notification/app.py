@@ -6,17 +6,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm import queues, services
-from crm.notifications import NotificationRequest
-from crm.observability import logger, metrics, tracer
-from crm.settings import get_settings
+from crm import bootstrap
+from crm.notifications.messages import NotificationRequest
+from crm.platform import queues
+from crm.platform.observability import logger, metrics, tracer
+from crm.platform.settings import get_settings
 
 # A batch whose every message failed is reported like any partial failure, not raised as an error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def deliver(body: dict[str, Any]) -> None:
-    sent = services.notification_service().deliver(queues.parse_job(NotificationRequest, body))
+    sent = bootstrap.notification_service().deliver(queues.parse_job(NotificationRequest, body))
     if sent:
         metrics.add_metric(name="NotificationsSent", unit="Count", value=sent)
 

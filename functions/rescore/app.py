@@ -9,9 +9,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm import services
-from crm.observability import logger, metrics, tracer
-from crm.rescoring import RescorePage
+from crm import bootstrap
+from crm.platform.observability import logger, metrics, tracer
+from crm.scoring.rescoring import RescorePage
 
 START_DECAY = "start_decay"
 # Failed records are logged with their traceback, through Powertools' (JSON) logger.
@@ -19,7 +19,7 @@ processor = BatchProcessor(event_type=EventType.SQS, logger=logging.getLogger(lo
 
 
 def handle_page(record: SQSRecord) -> None:
-    services.rescore_service().process_page(RescorePage.model_validate_json(record.body))
+    bootstrap.rescore_service().process_page(RescorePage.model_validate_json(record.body))
 
 
 @logger.inject_lambda_context
@@ -27,7 +27,7 @@ def handle_page(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("action") == START_DECAY:
-        job = services.rescore_service().start_decay_job()
+        job = bootstrap.rescore_service().start_decay_job()
         return {"job_id": job.job_id if job else None}
     response = process_partial_response(
         event=event, record_handler=handle_page, processor=processor, context=context

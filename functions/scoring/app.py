@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm import services
-from crm.observability import logger, metrics, tracer
-from crm.scoring_service import StreamBatch
+from crm import bootstrap
+from crm.platform.observability import logger, metrics, tracer
+from crm.scoring.service import StreamBatch
 
 # Failed records are logged with their traceback by Powertools' own (JSON) logger.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, logger=logging.getLogger(logger.name))
@@ -22,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, logger=logging.
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    batch = StreamBatch(services.scoring_service(), services.rescore_service())
+    batch = StreamBatch(bootstrap.scoring_service(), bootstrap.rescore_service())
 
     def handle(record: DynamoDBRecord) -> None:
         batch.handle_record(record.raw_event)

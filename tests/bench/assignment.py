@@ -89,8 +89,8 @@ def raw_transactions(client: Any, table: str, workers: int, seconds: float) -> f
 
 def assign_all(service: Any, lead_ids: list[str], workers: int) -> tuple[float, int]:
     """Assign every lead from `workers` threads; returns (assignments per second, lost races)."""
-    from crm import assignment_repository
-    from crm.assignment import Trigger
+    from crm.assignment.choice import Trigger
+    from crm.assignment.choice import repository as assignment_repository
 
     lost = Counter[str]()
     real_commit = assignment_repository.AssignmentRepository.commit_assignment
@@ -141,9 +141,9 @@ def main() -> int:
             TABLE_NAME=table, AWS_ENDPOINT_URL_DYNAMODB=database.endpoint_url, DEFAULT_TEAM=team
         )
 
-        from crm import services
-        from crm.repository import LeadRepository
-        from crm.user_repository import UserRepository
+        from crm import bootstrap
+        from crm.leads.repository import LeadRepository
+        from crm.users.repository import UserRepository
 
         from tests.assignment_support import make_lead, make_user
 
@@ -155,7 +155,7 @@ def main() -> int:
         raw_tx = raw_transactions(client, table, args.workers, args.seconds)
 
         calls = Counter[str]()
-        service = services.assignment_service()
+        service = bootstrap.assignment_service()
         service.leads.client.meta.events.register(
             "before-call.dynamodb", lambda model, **_: calls.update([model.name])
         )
@@ -167,7 +167,7 @@ def main() -> int:
 
         lead_ids = [make_lead(leads).id for _ in range(args.leads)]
         rate, lost = assign_all(service, lead_ids, args.workers)
-        loads = services.assignment_repository().loads(rep.sub for rep in reps)
+        loads = bootstrap.assignment_repository().loads(rep.sub for rep in reps)
 
     spread = max(loads.values()) - min(loads.values())
     print(f"DynamoDB Local, {args.workers} threads, team of {args.reps} reps")

@@ -123,7 +123,7 @@ def capture_throughput(template: Any, seconds: float, workers: int) -> tuple[flo
 
 
 def calls_per_capture(template: Any) -> tuple[int, int]:
-    from crm import aws
+    from crm.platform import aws
 
     from tests.support import FakeLambdaContext
 

@@ -39,8 +39,8 @@ from tests.bench.capture import percentile
 
 def qualified_leads(client: Any, table: str, count: int) -> list[Any]:
     """Qualified, assigned leads, each of its own company (so every conversion creates one)."""
-    from crm.domain import Channel, LeadStatus, LeadSubmission, new_lead
-    from crm.repository import LeadRepository
+    from crm.leads.model import Channel, LeadStatus, LeadSubmission, new_lead
+    from crm.leads.repository import LeadRepository
 
     repository = LeadRepository(table, client=client)
     leads = []
@@ -66,9 +66,9 @@ def qualified_leads(client: Any, table: str, count: int) -> list[Any]:
 
 def baseline(client: Any, table: str, leads: list[Any]) -> list[float]:
     """Raw TransactWriteItems of the very items each conversion writes, built before the clock starts."""
-    from crm.auth import Principal
-    from crm.conversion import ConversionOptions, Lookup, plan_conversion
-    from crm.conversion_repository import ConversionRepository
+    from crm.conversion.repository import ConversionRepository
+    from crm.conversion.service import ConversionOptions, Lookup, plan_conversion
+    from crm.platform.auth import Principal
 
     repository = ConversionRepository(table, client=client)
     manager = Principal("bench-manager", None, frozenset({"manager"}))
@@ -118,7 +118,7 @@ def handler_latencies(template: Any, leads: list[Any]) -> list[float]:
 
 
 def calls_per_conversion(template: Any, lead: Any) -> tuple[Counter[str], Counter[str]]:
-    from crm import aws
+    from crm.platform import aws
 
     from tests.support import FakeLambdaContext, load_handler
 

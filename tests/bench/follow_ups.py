@@ -60,10 +60,10 @@ def counting(client: Any) -> Counter[str]:
 
 
 def prepare_tasks(client: Any, table: str, count: int, due: datetime) -> list[str]:
-    from crm.domain import Activity
-    from crm.repository import LeadRepository
-    from crm.task_repository import TaskRepository
-    from crm.tasks import new_task
+    from crm.leads.model import Activity
+    from crm.leads.repository import LeadRepository
+    from crm.leads.task_repository import TaskRepository
+    from crm.leads.tasks import new_task
 
     from tests.assignment_support import make_lead
 
@@ -80,13 +80,13 @@ def prepare_tasks(client: Any, table: str, count: int, due: datetime) -> list[st
 
 
 def scheduler(client: Any, table: str, now: datetime, checkpoint: str) -> tuple[Any, NullPublisher]:
-    from crm.checkpoint_repository import CheckpointRepository
-    from crm.follow_up_repository import FollowUpRepository
-    from crm.follow_up_scheduler import FollowUpScheduler
-    from crm.follow_up_service import FollowUpService
-    from crm.follow_ups import SpeedToLeadSla
-    from crm.repository import LeadRepository
-    from crm.task_repository import TaskRepository
+    from crm.follow_ups.repository import FollowUpRepository
+    from crm.follow_ups.rules import SpeedToLeadSla
+    from crm.follow_ups.service import FollowUpService
+    from crm.leads.repository import LeadRepository
+    from crm.leads.task_repository import TaskRepository
+    from crm.platform.checkpoints import CheckpointRepository
+    from crm.platform.scheduler import FollowUpScheduler
 
     class Checkpoints(CheckpointRepository):
         def get(self, source: str) -> datetime | None:

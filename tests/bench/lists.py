@@ -31,8 +31,8 @@ os.environ.update(
 )
 
 import boto3
-from crm.analytics_repository import counter_items
-from crm.list_repository import marshal
+from crm.analytics.repository import counter_items
+from crm.queries.list_repository import marshal
 
 from devstack.dynamodb_local import DynamoDBLocal
 from devstack.provision import table_definition
@@ -163,12 +163,13 @@ def _figure(timings: list[float]) -> str:
 
 
 def _reset() -> None:
-    from crm import aws, services
-    from crm.settings import get_settings
+    from crm import bootstrap
+    from crm.platform import aws
+    from crm.platform.settings import get_settings
 
     aws.reset()
     get_settings.cache_clear()
-    services.reset()
+    bootstrap.reset()
 
 
 if __name__ == "__main__":

@@ -36,13 +36,13 @@ os.environ.update(
 
 import boto3
 from botocore.config import Config
-from crm.domain import Activity, Lead, new_id
-from crm.repository import LeadRepository
-from crm.rescore_queue import InMemoryRescoreQueue
-from crm.rescoring import RescoreJob
-from crm.scoring_models import ScoringRuleInput
-from crm.scoring_repository import RescoreJobRepository, ScoreRepository, ScoringRuleRepository
-from crm.scoring_service import RescoreService, RuleService, ScoringService
+from crm.leads.model import Activity, Lead, new_id
+from crm.leads.repository import LeadRepository
+from crm.scoring.repository import RescoreJobRepository, ScoreRepository, ScoringRuleRepository
+from crm.scoring.rescore_queue import InMemoryRescoreQueue
+from crm.scoring.rescoring import RescoreJob
+from crm.scoring.rules import ScoringRuleInput
+from crm.scoring.service import RescoreService, RuleService, ScoringService
 
 from devstack.dynamodb_local import DynamoDBLocal
 from devstack.provision import create_tables

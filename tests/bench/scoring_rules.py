@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from crm.domain import Activity, Lead
-from crm.scoring import CompiledRules, default_rules, score_lead
-from crm.scoring_models import ScoringRule
+from crm.leads.model import Activity, Lead
+from crm.scoring.engine import CompiledRules, default_rules, score_lead
+from crm.scoring.rules import ScoringRule
 
 RULE_COUNT = 50
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

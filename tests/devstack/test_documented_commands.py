@@ -1,6 +1,7 @@
-"""The local-stack commands a new user copies from the README and the startup banner work as written from
-the repository root: the venv's interpreter (a bare `python` lacks the dependencies), real subcommands,
-and `make token AS=<user>` for one demo user."""
+"""The local-stack commands a new user copies from the README, the docs pages and the startup banner work as
+written from the repository root: the venv's interpreter (a bare `python` lacks the dependencies), real
+subcommands, real make targets, and `make token AS=<user>` for one demo user. Every relative link in those
+pages points to a file that exists."""
 
 import re
 import shlex
@@ -14,8 +15,14 @@ import pytest
 from devstack.cli import _banner, parser
 from devstack.paths import PROJECT_ROOT
 
-README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+DOCUMENTED = {page.relative_to(PROJECT_ROOT).as_posix(): page.read_text(encoding="utf-8") for page in PAGES}
 _INVOCATION = re.compile(r"([^\s`(]*)python -m devstack\b([^`\n)]*)")
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+# `make [-flags] target`, at the start of a code span or line, or after `(`, `;`, `&&`, `$(` or a blank.
+_MAKE = re.compile(r"(?:^|[\s(;&])make((?:\s+-\w+)*)\s+([a-z][\w-]*)", re.MULTILINE)
+_LINK = re.compile(r"!?\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
 def banner() -> str:
@@ -28,24 +35,79 @@ def banner() -> str:
     return _banner(stack)
 
 
-@pytest.mark.parametrize("text", [README, banner()], ids=["README", "banner"])
+def code(text: str) -> list[str]:
+    """The fenced blocks and inline code spans of a markdown page: where commands are written."""
+    return _FENCE.findall(text) + _CODE_SPAN.findall(_FENCE.sub("", text))
+
+
+def prose(text: str) -> str:
+    """A markdown page without its code, so that `[x](y)` inside code is not taken for a link."""
+    return _CODE_SPAN.sub("", _FENCE.sub("", text))
+
+
+def test_the_readme_and_the_docs_pages_are_read() -> None:
+    assert "README.md" in DOCUMENTED
+    assert "docs/data-model.md" in DOCUMENTED
+    assert len(DOCUMENTED) >= 8  # README and the docs pages it links
+
+
+@pytest.mark.parametrize("text", [*DOCUMENTED.values(), banner()], ids=[*DOCUMENTED, "banner"])
 def test_every_devstack_command_uses_the_venvs_python(text: str) -> None:
     invocations = _INVOCATION.findall(text)
 
-    assert invocations
     assert [prefix for prefix, _ in invocations if prefix != ".venv/bin/"] == []
 
 
-def test_every_concrete_readme_command_is_a_real_subcommand() -> None:
+@pytest.mark.parametrize("text", ["\n".join(DOCUMENTED.values()), banner()], ids=["pages", "banner"])
+def test_devstack_commands_are_documented(text: str) -> None:
+    assert _INVOCATION.findall(text)
+
+
+def test_every_concrete_documented_command_is_a_real_subcommand() -> None:
     concrete = [
-        arguments.strip()
-        for _, arguments in _INVOCATION.findall(README)
+        (page, arguments.strip())
+        for page, text in DOCUMENTED.items()
+        for _, arguments in _INVOCATION.findall(text)
         if arguments.strip() and not re.search(r"[<\[…]|--help", arguments)
     ]
 
     assert len(concrete) >= 5
-    for arguments in concrete:
-        parser().parse_args(shlex.split(arguments))  # SystemExit (usage error) fails the test
+    for page, arguments in concrete:
+        try:
+            parser().parse_args(shlex.split(arguments))
+        except SystemExit as usage_error:  # argparse's usage error
+            pytest.fail(f"{page}: `python -m devstack {arguments}` is not a valid command ({usage_error})")
+
+
+def test_every_documented_make_target_exists() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][\w-]*)\s*:(?!=)", makefile, re.MULTILINE))
+    documented = {
+        (page, target)
+        for page, text in DOCUMENTED.items()
+        for block in code(text)
+        for _, target in _MAKE.findall(block)
+    }
+
+    assert {"dev", "test", "token", "redrive", "dev-reset"} <= {target for _, target in documented}
+    assert sorted((page, target) for page, target in documented if target not in targets) == []
+
+
+def test_every_relative_link_points_to_an_existing_file() -> None:
+    links = [
+        (page, target)
+        for page, text in DOCUMENTED.items()
+        for target in _LINK.findall(prose(text))
+        if not re.match(r"[a-z][\w+.-]*:|#", target)  # skip https:, mailto: and in-page anchors
+    ]
+
+    assert any(target.startswith("docs/") for page, target in links if page == "README.md")
+    broken = [
+        (page, target)
+        for page, target in links
+        if not ((PROJECT_ROOT / page).parent / target.split("#")[0]).resolve().exists()
+    ]
+    assert broken == []
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

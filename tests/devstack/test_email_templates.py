@@ -1,7 +1,7 @@
 """SES email templates go from template.yaml into moto; raw MIME mail shows its headers in the outbox."""
 
 import boto3
-from crm.email import OutgoingEmail, raw_message
+from crm.platform.email import OutgoingEmail, raw_message
 from moto import mock_aws
 
 from devstack.outbox import sent_messages

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import pytest
-from crm.errors import VersionConflict
-from crm.repository import LeadRepository
+from crm.leads.repository import LeadRepository
+from crm.platform.errors import VersionConflict
 
 from devstack.stack import LocalStack
 

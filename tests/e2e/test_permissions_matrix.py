@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from crm.domain import Lead, LeadStatus, new_activity
-from crm.repository import LeadRepository
+from crm.leads.model import Lead, LeadStatus, new_activity
+from crm.leads.repository import LeadRepository
 
 from devstack.stack import LocalStack
 from devstack.template import load_template
@@ -214,7 +214,7 @@ class World:
         self.values["assignment_rule"] = rules.json()["rules"][0]["id"]
 
     def new_lead(self, qualified: bool = False) -> str:
-        from crm import clock
+        from crm.platform import clock
 
         now = clock.now()
         lead = Lead(

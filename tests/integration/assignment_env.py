@@ -7,10 +7,10 @@ from typing import Any
 
 import boto3
 import pytest
-from crm.assignment_repository import AssignmentRepository
-from crm.notification_repository import NotificationRepository
-from crm.repository import LeadRepository
-from crm.user_repository import UserRepository
+from crm.assignment.repository import AssignmentRepository
+from crm.leads.repository import LeadRepository
+from crm.notifications.repository import NotificationRepository
+from crm.users.repository import UserRepository
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 

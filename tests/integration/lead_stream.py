@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from crm.lead_events import LeadChange, LeadEventsDispatcher
-from crm.lead_projections import count_for_analytics, index_for_search, repair_list_index
-from crm.list_repository import unmarshal
+from crm.leads.changes import LeadChange, LeadEventsDispatcher
+from crm.queries.list_repository import unmarshal
+from crm.queries.reactions import count_for_analytics, index_for_search, repair_list_index
 
 from devstack.provision import table_definition
 from devstack.template import Template

@@ -3,8 +3,8 @@
 import json
 from typing import Any
 
-from crm.auth import Role
-from crm.domain import LeadStatus
+from crm.leads.model import LeadStatus
+from crm.platform.auth import Role
 
 from tests.assignment_support import lead_model, make_lead, make_user
 from tests.integration.assignment_env import AssignmentAws, assignment_aws_fixture  # noqa: F401

@@ -15,12 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
-from crm.assignment_repository import AssignmentRepository, claim_key
-from crm.auth import Principal
-from crm.dynamo import marshal
-from crm.repository import LeadRepository
-from crm.user_repository import UserRepository
-from crm.users import OutOfOffice
+from crm.assignment.repository import AssignmentRepository, claim_key
+from crm.leads.repository import LeadRepository
+from crm.platform.auth import Principal
+from crm.platform.dynamo import marshal
+from crm.users.model import OutOfOffice
+from crm.users.repository import UserRepository
 
 from devstack import outbox
 from devstack.provision import create_queues, verify_email_identities
@@ -173,9 +173,9 @@ def test_concurrent_manual_reassignments_keep_every_counter_exact(
     lead_ids = [make_lead(env["leads"]).id for _ in range(12)]
     run_concurrently(template, lead_ids, workers=4)
     function_env("AssignmentApiFunction", DEFAULT_TEAM=env["team"])
-    from crm import services
+    from crm import bootstrap
 
-    service = services.assignment_service()
+    service = bootstrap.assignment_service()
     manager = Principal(
         subject="manager-x", email=None, groups=frozenset({"manager"}), teams=frozenset({env["team"]})
     )

@@ -4,13 +4,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from crm.assignment_repository import RoutingState
-from crm.auth import Role
-from crm.domain import LeadStatus
-from crm.dynamo import marshal, unmarshal
-from crm.lead_index import list_index_attributes
-from crm.repository import LeadItem, lead_key
-from crm.users import OutOfOffice
+from crm.assignment.repository import RoutingState
+from crm.leads.index import list_index_attributes
+from crm.leads.model import LeadStatus
+from crm.leads.repository import LeadItem, lead_key
+from crm.platform.auth import Role
+from crm.platform.dynamo import marshal, unmarshal
+from crm.users.model import OutOfOffice
 
 from tests.assignment_support import NOW, lead_model, make_lead, make_user, sqs_event, stream_event
 from tests.integration.assignment_env import AssignmentAws, assignment_aws_fixture  # noqa: F401

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from crm.webhooks import sign
+from crm.capture.webhooks import sign
 
 from devstack.template import Template
 from tests.support import FakeLambdaContext, event, load_handler, response_json

@@ -5,7 +5,7 @@ import time
 from typing import Any
 
 import pytest
-from crm.webhooks import sign
+from crm.capture.webhooks import sign
 
 from tests.integration.conftest import count_items
 from tests.support import PARTNER_SECRET, body_bytes, event, response_json

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from crm.auth import Principal
-from crm.conversion import ConversionOptions, ConversionService
-from crm.conversion_repository import ConversionRepository
-from crm.domain import Channel, Lead, LeadStatus, LeadSubmission, new_lead
-from crm.errors import RetryableError
-from crm.repository import LeadRepository
-from crm.task_repository import TaskRepository
-from crm.tasks import new_task
+from crm.conversion.repository import ConversionRepository
+from crm.conversion.service import ConversionOptions, ConversionService
+from crm.leads.model import Channel, Lead, LeadStatus, LeadSubmission, new_lead
+from crm.leads.repository import LeadRepository
+from crm.leads.task_repository import TaskRepository
+from crm.leads.tasks import new_task
+from crm.platform.auth import Principal
+from crm.platform.errors import RetryableError
 
 from devstack.template import Template
 from tests.support import FakeLambdaContext, event, load_handler, response_json

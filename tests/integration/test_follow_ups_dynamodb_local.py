@@ -13,22 +13,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from crm.auth import Role
-from crm.checkpoint_repository import CheckpointRepository
-from crm.domain import Lead, LeadStatus
-from crm.email import OutgoingEmail
-from crm.errors import RetryableError
-from crm.follow_up_repository import FollowUpRepository
-from crm.follow_up_scheduler import FollowUpScheduler
-from crm.follow_up_service import FollowUpService
-from crm.follow_ups import SpeedToLeadSla, TimerState
-from crm.notification_repository import NotificationRepository
-from crm.notification_service import NotificationService
-from crm.notifications import NotificationRequest
-from crm.repository import LeadRepository
-from crm.task_repository import TaskRepository
-from crm.tasks import TaskKind, new_task
-from crm.user_repository import UserRepository
+from crm.follow_ups.repository import FollowUpRepository
+from crm.follow_ups.rules import SpeedToLeadSla, TimerState
+from crm.follow_ups.service import FollowUpService
+from crm.leads.model import Lead, LeadStatus
+from crm.leads.repository import LeadRepository
+from crm.leads.task_repository import TaskRepository
+from crm.leads.tasks import TaskKind, new_task
+from crm.notifications.delivery import NotificationService
+from crm.notifications.messages import NotificationRequest
+from crm.notifications.repository import NotificationRepository
+from crm.platform.auth import Role
+from crm.platform.checkpoints import CheckpointRepository
+from crm.platform.email import OutgoingEmail
+from crm.platform.errors import RetryableError
+from crm.platform.scheduler import FollowUpScheduler
+from crm.users.repository import UserRepository
 
 from tests.assignment_support import make_lead, make_user, unique
 

@@ -12,17 +12,18 @@ from typing import Any
 
 import boto3
 import pytest
-from crm import clock, services
-from crm.analytics import COUNTER_FIELDS, Dimension, GroupBy, recount
-from crm.analytics_repository import counter_items
-from crm.auth import Principal
-from crm.domain import Lead, LeadStatus, new_activity
-from crm.errors import BadQuery, NotFound, RetryableError
-from crm.lead_index import Sort
-from crm.lead_queries import LeadListQuery
-from crm.list_backfill import backfill
-from crm.list_repository import unmarshal
-from crm.repository import LeadItem
+from crm import bootstrap
+from crm.analytics.counters import COUNTER_FIELDS, Dimension, GroupBy, recount
+from crm.analytics.repository import counter_items
+from crm.leads.index import Sort
+from crm.leads.model import Lead, LeadStatus, new_activity
+from crm.leads.repository import LeadItem
+from crm.platform import clock
+from crm.platform.auth import Principal
+from crm.platform.errors import BadQuery, NotFound, RetryableError
+from crm.queries.list_repository import unmarshal
+from crm.queries.lists import LeadListQuery
+from crm.tools.list_backfill import backfill
 
 from devstack.template import Template
 from tests.conftest import reset_cached_clients
@@ -67,7 +68,7 @@ def listed(use_table: Any, dynamodb_local: str) -> dict[str, Any]:
 
 
 def page_through(principal: Principal, query: LeadListQuery) -> list[Lead]:
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
     found: list[Lead] = []
     cursor = None
     for _ in range(200):
@@ -81,7 +82,7 @@ def page_through(principal: Principal, query: LeadListQuery) -> list[Lead]:
 
 
 def sort_value(subject: Lead, sort: Sort) -> str:
-    item = LeadItem.from_lead(subject, services.index_shards()).model_dump()
+    item = LeadItem.from_lead(subject, bootstrap.index_shards()).model_dump()
     return str(item["SCORESK" if sort is Sort.SCORE else "CREATEDSK"])
 
 
@@ -124,7 +125,7 @@ def test_filters_and_pages_return_every_matching_lead_exactly_once_in_order(
 
 def test_a_cursor_is_refused_on_another_query_and_when_edited(listed: dict[str, Any], use_table: Any) -> None:
     use_table(listed["table"])
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
     first = service.list_leads(MANAGER, LeadListQuery(limit=5), None)
     assert first.next_cursor is not None
     with pytest.raises(BadQuery, match="another query"):
@@ -154,11 +155,11 @@ def test_search_finds_by_a_prefix_of_each_field_ignoring_case_and_accents(
         team="sales",
     )
     others = [lead(DAY, first_name=f"Ada{index}", assigned_to="rep-2", team="sales") for index in range(23)]
-    repository = services.lead_repository()
+    repository = bootstrap.lead_repository()
     for subject in [zoe, *others]:
         repository.create(subject, [])
     project(reader.read())
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
 
     for text in ("zoe", "ZOË", "Zo", "angst", "ÅNGSTRÖM", "z.ang", "nordique", "soci", "generale", "zoe ang"):
         page = service.search(ADMIN, text, 10, None, [])
@@ -190,16 +191,16 @@ def test_search_upkeep_is_idempotent_when_records_come_again_or_at_once(
     table = use_table()
     reader = StreamReader(dynamodb_local, table)
     subject = lead(DAY, first_name="Idem", last_name="Potent")
-    services.lead_repository().create(subject, [])
+    bootstrap.lead_repository().create(subject, [])
     moved = subject.model_copy(update={"last_name": "Changed", "version": 2})
-    services.lead_repository().replace(moved, 1, [])
+    bootstrap.lead_repository().replace(moved, 1, [])
     records = reader.read()
 
     with ThreadPoolExecutor(max_workers=6) as pool:  # the same records, concurrently, several times
         list(pool.map(lambda _: project(records), range(6)))
     project(records[:1])  # an old record after the newest: a no-op
 
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
     assert [found.id for found in service.search(ADMIN, "chang", 5, None, []).leads] == [subject.id]
     assert service.search(ADMIN, "potent", 5, None, []).leads == []
 
@@ -213,7 +214,7 @@ def test_an_in_place_assignment_is_listed_for_its_rep_once_the_stream_repairs_th
     table = use_table()
     reader = StreamReader(dynamodb_local, table)
     subject = lead(DAY, team="sales")
-    services.lead_repository().create(subject, [])
+    bootstrap.lead_repository().create(subject, [])
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
     # What an UpdateItem writer (the assignment) does: it knows nothing of the list indexes.
     client.update_item(
@@ -227,7 +228,7 @@ def test_an_in_place_assignment_is_listed_for_its_rep_once_the_stream_repairs_th
             ":one": {"N": "1"},
         },
     )
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
     assert subject.id not in {s.id for s in service.list_leads(REP, LeadListQuery(owner="me"), None).leads}
 
     project(reader.read())
@@ -238,9 +239,9 @@ def test_an_in_place_assignment_is_listed_for_its_rep_once_the_stream_repairs_th
     assert project(reader.read()) == 1  # the repair's own record; it repairs nothing more
     assert project(reader.read()) == 0
     # A repair computed from an older state never overwrites the newer one.
-    before = LeadItem.from_lead(subject, services.index_shards()).model_dump()
+    before = LeadItem.from_lead(subject, bootstrap.index_shards()).model_dump()
     before.pop("HOLDERPK")  # an old record's image, its keys out of date: version 1, unassigned
-    assert not services.list_repository().repair_index(before, subject, services.index_shards())
+    assert not bootstrap.list_repository().repair_index(before, subject, bootstrap.index_shards())
     assert [s.id for s in service.list_leads(REP, LeadListQuery(owner="me"), None).leads] == [subject.id]
 
 
@@ -253,8 +254,8 @@ def test_the_timeline_pages_newest_first_and_is_hidden_from_who_may_not_see_the_
         new_activity(subject.id, "note", f"step {index}", "user:rep-1", DAY + timedelta(minutes=index))
         for index in range(12)
     ]
-    services.lead_repository().create(subject, activities)
-    service = services.lead_query_service()
+    bootstrap.lead_repository().create(subject, activities)
+    service = bootstrap.lead_query_service()
     seen, cursor = [], None
     while True:
         page = service.timeline(REP, subject.id, 5, cursor)
@@ -275,7 +276,7 @@ def test_analytics_equal_a_recount_after_a_burst_with_redelivered_records(
 ) -> None:
     table = use_table()
     reader = StreamReader(dynamodb_local, table)
-    repository = services.lead_repository()
+    repository = bootstrap.lead_repository()
     rng = random.Random(5)
     now = clock.now()
     captured = [
@@ -319,7 +320,7 @@ def test_analytics_equal_a_recount_after_a_burst_with_redelivered_records(
     stored = {subject.id: repository.get(subject.id) for subject in captured}
     leads = [subject for subject in stored.values() if subject is not None]
     start, end = min(s.created_at.date() for s in leads), max(s.created_at.date() for s in leads)
-    analytics = services.analytics_service()
+    analytics = bootstrap.analytics_service()
     expected = recount(leads)
 
     funnel = analytics.funnel(MANAGER, start, end, GroupBy.SOURCE)
@@ -359,7 +360,7 @@ def test_analytics_equal_a_recount_after_a_burst_with_redelivered_records(
 
 def test_one_record_applied_by_many_workers_at_once_counts_once(use_table: Any) -> None:
     use_table()
-    analytics = services.analytics_service()
+    analytics = bootstrap.analytics_service()
     subject = lead(DAY + timedelta(days=400), source="race")
     start = threading.Barrier(10)
 
@@ -379,9 +380,9 @@ def test_the_nightly_reconciliation_reports_and_stores_drift(use_table: Any, dyn
     reader = StreamReader(dynamodb_local, table)
     day = clock.now() - timedelta(days=1)
     for index in range(5):
-        services.lead_repository().create(lead(day + timedelta(seconds=index), source="acme"), [])
+        bootstrap.lead_repository().create(lead(day + timedelta(seconds=index), source="acme"), [])
     project(reader.read())
-    analytics = services.analytics_service()
+    analytics = bootstrap.analytics_service()
     assert analytics.reconcile().drift == []  # yesterday, by default
 
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
@@ -416,14 +417,14 @@ def test_the_upgrade_backfill_gives_old_leads_their_list_keys_once(
         "TEAMOWNERPK",
     }
     for subject in old:  # as written before the list indexes existed
-        item = {k: v for k, v in item_of(subject, services.index_shards()).items() if k not in list_keys}
+        item = {k: v for k, v in item_of(subject, bootstrap.index_shards()).items() if k not in list_keys}
         client.put_item(TableName=table, Item=item)
-    service = services.lead_query_service()
+    service = bootstrap.lead_query_service()
     assert service.list_leads(REP, LeadListQuery(owner="me"), None).leads == []
 
     first, again = (
-        backfill(table, services.index_shards(), client),
-        backfill(table, services.index_shards(), client),
+        backfill(table, bootstrap.index_shards(), client),
+        backfill(table, bootstrap.index_shards(), client),
     )
 
     assert (first.leads, first.rewritten, again.rewritten) == (3, 3, 0)
@@ -433,7 +434,7 @@ def test_the_upgrade_backfill_gives_old_leads_their_list_keys_once(
 
 def test_concurrent_changes_of_many_leads_on_the_same_counters_all_count(use_table: Any) -> None:
     use_table()
-    analytics = services.analytics_service()
+    analytics = bootstrap.analytics_service()
     day = DAY + timedelta(days=500)
     leads = [lead(day, source="contended") for _ in range(24)]
     start = threading.Barrier(8)

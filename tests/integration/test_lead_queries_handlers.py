@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from crm.lead_events import LeadChange
-from crm.lead_projections import count_for_analytics
-from crm.repository import LeadItem
+from crm.leads.changes import LeadChange
+from crm.leads.repository import LeadItem
+from crm.queries.reactions import count_for_analytics
 
 from tests.lead_data import lead, store_leads
 from tests.support import event, response_json

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from crm.repository import LeadRepository
+from crm.leads.repository import LeadRepository
 
 from devstack.template import Template
 from tests.support import FakeLambdaContext, event, load_handler, response_json

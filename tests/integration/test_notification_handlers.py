@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from crm import aws as crm_aws
-from crm.auth import Role
-from crm.notification_repository import DeliveryKey
+from crm.notifications.repository import DeliveryKey
+from crm.platform import aws as crm_aws
+from crm.platform.auth import Role
 
 from devstack.template import Template
 from tests.assignment_support import make_lead, make_user, sqs_event, sqs_event_from_messages

@@ -12,17 +12,18 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from crm import clock, services
-from crm.domain import Lead
-from crm.lead_events import LeadEventsDispatcher
-from crm.notification_repository import DeliveryKey, NotificationRepository
-from crm.nurture import EnrollmentState, NurtureSequence, StopReason
-from crm.nurture_events import enroll_in_nurture, stop_nurture
-from crm.nurture_mailer import NurtureMailer
-from crm.nurture_repository import NurtureRepository, SendCheck, SendClaim
-from crm.nurture_service import NurtureService
-from crm.repository import LeadRepository
-from crm.unsubscribe_service import DoNotEmailService
+from crm import bootstrap
+from crm.leads.changes import LeadEventsDispatcher
+from crm.leads.model import Lead
+from crm.leads.repository import LeadRepository
+from crm.notifications.repository import DeliveryKey, NotificationRepository
+from crm.nurture.do_not_email import DoNotEmailService
+from crm.nurture.mailer import NurtureMailer
+from crm.nurture.reactions import enroll_in_nurture, stop_nurture
+from crm.nurture.repository import NurtureRepository, SendCheck, SendClaim
+from crm.nurture.sequences import EnrollmentState, NurtureSequence, StopReason
+from crm.nurture.service import NurtureService
+from crm.platform import clock
 
 from tests.assignment_support import make_lead, stream_event
 from tests.nurture_support import InMemoryTemplates, RecordingSender, simple_template, tokens
@@ -150,7 +151,7 @@ def test_the_due_index_holds_active_enrollments_only(env: Env) -> None:
     window = (enrollment.next_due_at - timedelta(minutes=1), enrollment.next_due_at + timedelta(minutes=1))
 
     due_before = [e.lead_id for e in env.nurture.due(*window, limit=500)]
-    services.nurture_service().stop(lead.id, StopReason.CONVERTED)
+    bootstrap.nurture_service().stop(lead.id, StopReason.CONVERTED)
     due_after = [e.lead_id for e in env.nurture.due(*window, limit=500)]
 
     assert lead.id in due_before and lead.id not in due_after
@@ -218,7 +219,7 @@ class UnsubscribeInTheWindow(NurtureRepository):
 
 def enrolled_lead(env: Env) -> tuple[Lead, str]:
     lead = env.nurture_lead()
-    assert services.nurture_service().enroll(lead.id) == "enrolled"
+    assert bootstrap.nurture_service().enroll(lead.id) == "enrolled"
     enrollment = env.nurture.get_enrollment(lead.id)
     assert enrollment is not None
     stored = env.leads.get(lead.id)
@@ -227,7 +228,7 @@ def enrolled_lead(env: Env) -> tuple[Lead, str]:
 
 
 def step_job(lead_id: str, event_id: str) -> Any:
-    from crm.notifications import NotificationKind, NotificationRequest
+    from crm.notifications.messages import NotificationKind, NotificationRequest
 
     return NotificationRequest(kind=NotificationKind.NURTURE_STEP, lead_id=lead_id, event_id=event_id)
 
@@ -293,8 +294,8 @@ def test_a_permanent_bounce_marks_the_lead_and_the_stream_stops_its_sequence(
     bounce = event("ses_nurture_email_bounced.json")
     bounce["detail"]["mail"]["tags"]["lead_id"] = [lead.id]
 
-    assert services.email_event_recorder().record(bounce) is True
-    assert services.email_event_recorder().record(bounce) is False  # redelivered by EventBridge
+    assert bootstrap.email_event_recorder().record(bounce) is True
+    assert bootstrap.email_event_recorder().record(bounce) is False  # redelivered by EventBridge
     marked = env.leads.get(lead.id)
     assert marked is not None and marked.do_not_email and marked.do_not_email_reason == "bounced"
     assert marked.version == lead.version + 1

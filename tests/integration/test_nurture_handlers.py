@@ -10,11 +10,17 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from crm import clock
-from crm.domain import Lead
-from crm.notification_repository import DeliveryKey
-from crm.nurture import EnrollmentState, NurtureSequence, StopReason, default_nurture_sequence, enroll
-from crm.nurture_repository import NurtureRepository
+from crm.leads.model import Lead
+from crm.notifications.repository import DeliveryKey
+from crm.nurture.repository import NurtureRepository
+from crm.nurture.sequences import (
+    EnrollmentState,
+    NurtureSequence,
+    StopReason,
+    default_nurture_sequence,
+    enroll,
+)
+from crm.platform import clock
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import RawMessage, ses_backends
 
@@ -70,7 +76,7 @@ def enrolled(aws: AssignmentAws, lead: Lead, sequence: NurtureSequence | None = 
     """The lead enrolled (directly, as the stream handler would) in `sequence` (the default one)."""
     sequence = sequence or default_nurture_sequence(clock.now(), "dev")
     enrollment = enroll(lead.id, sequence, clock.now()).model_copy(update=changes)
-    from crm.domain import new_activity
+    from crm.leads.model import new_activity
 
     activity = new_activity(lead.id, "nurture_enrolled", "test", "test", clock.now())
     nurture_repository(aws).enroll(enrollment, lead.version, activity)

@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from crm import services
-from crm.domain import LeadStatus
-from crm.errors import VersionConflict
-from crm.scoring_service import RescoreOutcome
+from crm import bootstrap
+from crm.leads.model import LeadStatus
+from crm.platform.errors import VersionConflict
+from crm.scoring.service import RescoreOutcome
 
 from devstack.provision import create_queues
 from devstack.template import Template
@@ -58,8 +58,8 @@ def test_a_score_write_that_loses_a_race_is_recomputed_and_loses_nothing(
     lead_id = new_lead(invoke)
     handler = load_handler(template.function("ScoringFunction"), copy=20)
     function_env("ScoringFunction")
-    scoring = services.scoring_service()
-    leads = services.lead_repository()
+    scoring = bootstrap.scoring_service()
+    leads = bootstrap.lead_repository()
     real_read = scoring.scores.read
     reads: list[int] = []
 
@@ -90,8 +90,8 @@ def test_a_score_write_that_loses_a_race_is_recomputed_and_loses_nothing(
 def test_concurrent_writers_and_scorers_lose_no_update(invoke: Any, stack: dict, function_env: Any) -> None:
     lead_id = new_lead(invoke)
     function_env("ScoringFunction")
-    scoring = services.scoring_service()
-    leads = services.lead_repository()
+    scoring = bootstrap.scoring_service()
+    leads = bootstrap.lead_repository()
     book = scoring.rule_book()
     start = threading.Barrier(12)
 
@@ -219,7 +219,7 @@ def test_a_rule_change_fans_out_over_every_open_lead_counting_each_once(
     )
     assert scored == {"batchItemFailures": []}
     function_env("ScoringFunction")
-    lead_repository = services.lead_repository()
+    lead_repository = bootstrap.lead_repository()
     converted = lead_repository.get(leads[0])
     assert converted is not None
     lead_repository.replace(

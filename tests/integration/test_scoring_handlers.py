@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from crm import clock
+from crm.platform import clock
 
 from devstack.provision import create_queues
 from devstack.template import LOCAL_ACCOUNT_ID, Template

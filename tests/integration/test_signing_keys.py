@@ -1,5 +1,5 @@
 """The signing keys as deployed: Secrets Manager secrets that the stack generates (template.yaml
-`CursorSigningKey`, `UnsubscribeSigningKey`), read by the real handlers through crm.signing_keys.
+`CursorSigningKey`, `UnsubscribeSigningKey`), read by the real handlers through crm.platform.signing_keys.
 
 moto holds the template's secrets under the very ARNs the functions are given (devstack's provisioning, in
 the template's local account), so the handlers run as in the local stack. Every invocation is a cold start
@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from crm.repository import LeadRepository
+from crm.leads.repository import LeadRepository
 
 from devstack.provision import create_secrets
 from devstack.seed import load_seed

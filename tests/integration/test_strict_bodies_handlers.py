@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 import pytest
-from crm.nurture_repository import NurtureRepository
+from crm.nurture.repository import NurtureRepository
 
 from devstack.provision import create_email_templates
 from devstack.template import Template

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from crm.analytics import (
+from crm.analytics.counters import (
     Dimension,
     FunnelFigures,
     Histogram,
@@ -20,7 +20,7 @@ from crm.analytics import (
     recount,
     split_range,
 )
-from crm.domain import LeadStatus
+from crm.leads.model import LeadStatus
 
 from tests.lead_data import lead, varied_leads
 

@@ -4,13 +4,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from crm.assignment_rules import (
+from crm.assignment.rules import (
     AssignmentRule,
     AssignmentRuleInput,
     CompiledAssignmentRules,
     default_assignment_rules,
 )
-from crm.domain import Lead
+from crm.leads.model import Lead
 from pydantic import ValidationError
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

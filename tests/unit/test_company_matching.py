@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from crm.auth import Principal
-from crm.conversion import (
+from crm.conversion.service import (
     Company,
     Contact,
     ConversionOptions,
@@ -18,8 +17,9 @@ from crm.conversion import (
     normalise_company_name,
     plan_conversion,
 )
-from crm.domain import Lead, LeadStatus
-from crm.errors import Forbidden, InvalidInput, InvalidTransition, NotQualified
+from crm.leads.model import Lead, LeadStatus
+from crm.platform.auth import Principal
+from crm.platform.errors import Forbidden, InvalidInput, InvalidTransition, NotQualified
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 REP = Principal("rep-1", None, frozenset({"rep"}))

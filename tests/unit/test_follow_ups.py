@@ -3,9 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm.domain import LeadStatus
-from crm.follow_up_scheduler import DueWork, FollowUpScheduler
-from crm.follow_ups import (
+from crm.follow_ups.rules import (
     SpeedToLeadSla,
     awaits_first_contact,
     follow_up_tasks,
@@ -13,9 +11,11 @@ from crm.follow_ups import (
     sla_stop_reason,
     task_closing_reason,
 )
-from crm.settings import Settings
-from crm.tasks import TaskKind, TaskPriority
-from crm.users import WorkingHours
+from crm.leads.model import LeadStatus
+from crm.leads.tasks import TaskKind, TaskPriority
+from crm.platform.scheduler import DueWork, FollowUpScheduler
+from crm.platform.settings import Settings
+from crm.users.model import WorkingHours
 from pydantic import ValidationError
 
 from tests.assignment_support import lead_model

@@ -1,9 +1,9 @@
 from decimal import Decimal
 
 import pytest
-from crm.api_models import ChatCaptureRequest, CreateLeadRequest, LeadFields
-from crm.errors import InvalidInput
-from crm.http import model_from
+from crm.api.models.leads import ChatCaptureRequest, CreateLeadRequest, LeadFields
+from crm.platform.errors import InvalidInput
+from crm.platform.http import model_from
 
 VALID = {"first_name": "Ada", "last_name": "Lovelace", "email": "  Ada.Lovelace@Example.COM "}
 

@@ -4,11 +4,15 @@ from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
-from crm.auth import Principal
-from crm.domain import Lead, LeadStatus
-from crm.errors import BadQuery, Forbidden
-from crm.lead_index import Sort, Stage, stage_of, stages_matching
-from crm.lead_queries import (
+from crm.api.models.queries import Grade, LeadListParams
+from crm.leads.index import Sort, Stage, stage_of, stages_matching
+from crm.leads.model import Lead, LeadStatus
+from crm.leads.permissions import can_view
+from crm.leads.repository import LeadItem
+from crm.lifecycle.service import TRANSITIONS, with_status
+from crm.platform.auth import Principal
+from crm.platform.errors import BadQuery, Forbidden
+from crm.queries.lists import (
     GRADES,
     CreatedRange,
     LeadListQuery,
@@ -18,10 +22,6 @@ from crm.lead_queries import (
     matches,
     plan_list,
 )
-from crm.lifecycle import TRANSITIONS, with_status
-from crm.permissions import can_view
-from crm.query_api_models import Grade, LeadListParams
-from crm.repository import LeadItem
 
 from tests.lead_data import ADMIN, MANAGER, OTHER_REP, PRINCIPALS, REP, lead, varied_leads
 

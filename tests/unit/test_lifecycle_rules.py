@@ -5,10 +5,10 @@ from decimal import Decimal
 from itertools import product
 
 import pytest
-from crm.auth import Principal
-from crm.domain import Lead, LeadStatus
-from crm.errors import InvalidInput, InvalidTransition, PreconditionRequired
-from crm.lifecycle import (
+from crm.api.models.lifecycle import UpdateLeadRequest, expected_version
+from crm.leads.model import Lead, LeadStatus
+from crm.leads.tasks import TaskKind, TaskPriority
+from crm.lifecycle.service import (
     BantAnswers,
     LeadChanges,
     can_transition,
@@ -17,8 +17,8 @@ from crm.lifecycle import (
     plan_update,
     update_activities,
 )
-from crm.lifecycle_models import UpdateLeadRequest, expected_version
-from crm.tasks import TaskKind, TaskPriority
+from crm.platform.auth import Principal
+from crm.platform.errors import InvalidInput, InvalidTransition, PreconditionRequired
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 REP = Principal("rep-1", None, frozenset({"rep"}))

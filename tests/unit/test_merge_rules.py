@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from crm.domain import Channel, LeadStatus, LeadSubmission, new_lead, plan_merge
+from crm.leads.model import Channel, LeadStatus, LeadSubmission, new_lead, plan_merge
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

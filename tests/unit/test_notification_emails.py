@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime
 
-from crm.domain import Lead
-from crm.notifications import lead_link, render_lead_assigned, render_unassigned_lead
+from crm.leads.model import Lead
+from crm.notifications.messages import lead_link, render_lead_assigned, render_unassigned_lead
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

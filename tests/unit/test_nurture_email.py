@@ -3,16 +3,16 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from crm.domain import new_activity
-from crm.email import OutgoingEmail, raw_message
-from crm.email_templates import EmailTemplate, render, template_problems, template_values
-from crm.errors import BadQuery
-from crm.unsubscribe import (
+from crm.leads.model import new_activity
+from crm.notifications.templates import EmailTemplate, render, template_problems, template_values
+from crm.nurture.unsubscribe import (
     DoNotEmailReason,
     list_unsubscribe_headers,
     suppression_reason,
     unsubscribe_url,
 )
+from crm.platform.email import OutgoingEmail, raw_message
+from crm.platform.errors import BadQuery
 
 from devstack.template import Template
 from tests.assignment_support import lead_model

@@ -4,9 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from crm.auth import Principal
-from crm.errors import InvalidInput
-from crm.nurture import (
+from crm.nurture.sequences import (
     CompiledSequences,
     EnrollmentState,
     NurtureSequenceInput,
@@ -19,7 +17,9 @@ from crm.nurture import (
     stop,
     stop_reason,
 )
-from crm.nurture_service import NurtureSequenceService, field_name, invalid_sequence
+from crm.nurture.service import NurtureSequenceService, field_name, invalid_sequence
+from crm.platform.auth import Principal
+from crm.platform.errors import InvalidInput
 from pydantic import ValidationError
 
 from devstack.template import Template
@@ -128,7 +128,7 @@ def test_a_template_using_handlebars_helpers_is_refused_when_the_sequence_is_sav
 
 
 def test_only_managers_and_admins_change_sequences() -> None:
-    from crm.errors import Forbidden
+    from crm.platform.errors import Forbidden
 
     service = NurtureSequenceService(nurture=None, templates=InMemoryTemplates())  # type: ignore[arg-type]
 

@@ -1,10 +1,10 @@
 from datetime import UTC, datetime
 
 import pytest
-from crm.auth import Principal, Role
-from crm.domain import Lead
-from crm.errors import Forbidden, NotFound
-from crm.permissions import can_change, can_view, changeable_lead, require_role, visible_lead
+from crm.leads.model import Lead
+from crm.leads.permissions import can_change, can_view, changeable_lead, require_role, visible_lead
+from crm.platform.auth import Principal, Role
+from crm.platform.errors import Forbidden, NotFound
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 ADMIN = Principal("admin", None, frozenset({"admin"}))

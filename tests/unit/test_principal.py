@@ -1,6 +1,6 @@
 import pytest
-from crm.auth import Role, principal_from_event
-from crm.errors import Unauthorized
+from crm.platform.auth import Role, principal_from_event
+from crm.platform.errors import Unauthorized
 
 
 def event(claims: dict | None) -> dict:

@@ -1,6 +1,6 @@
 """The caller's teams come from the token's `custom:team` claim when there is one."""
 
-from crm.auth import principal_from_event
+from crm.platform.auth import principal_from_event
 
 
 def claims_event(**claims: str) -> dict:

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
-from crm.domain import Activity, Lead, LeadStatus
-from crm.rescoring import (
+from crm.api.models.scoring import RecordActivityRequest
+from crm.leads.model import Activity, Lead, LeadStatus
+from crm.platform.settings import Settings
+from crm.scoring.engine import default_rules
+from crm.scoring.rescoring import (
     AUTO_QUALIFIED,
     SCORE_CHANGED,
     SCORING_ACTOR,
@@ -28,9 +31,6 @@ from crm.rescoring import (
     rules_job_revision,
     status_partitions,
 )
-from crm.scoring import default_rules
-from crm.scoring_api_models import RecordActivityRequest
-from crm.settings import Settings
 from pydantic import ValidationError
 
 from devstack.event_filter import matches_any
@@ -390,7 +390,7 @@ def test_a_negative_half_life_is_refused() -> None:
 
 
 def test_stream_images_read_typed_values_and_skip_what_is_not_one() -> None:
-    from crm.scoring_repository import stream_image
+    from crm.scoring.repository import stream_image
 
     raw = {"id": {"S": "L1"}, "version": {"N": "3"}, "custom_fields": {}, "tags": {"L": [{"S": "a"}]}}
 

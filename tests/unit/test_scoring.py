@@ -3,9 +3,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from crm.domain import Activity, Lead, LeadStatus
-from crm.scoring import CompiledRules, default_rules, grade_for, score_lead, should_auto_qualify
-from crm.scoring_models import ScoreBreakdown, ScoringCategory, ScoringRule, ScoringRuleInput
+from crm.leads.model import Activity, Lead, LeadStatus
+from crm.scoring.engine import CompiledRules, default_rules, grade_for, score_lead, should_auto_qualify
+from crm.scoring.rules import ScoreBreakdown, ScoringCategory, ScoringRule, ScoringRuleInput
 from pydantic import ValidationError
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -3,10 +3,17 @@
 from datetime import UTC, datetime
 
 import pytest
-from crm.cursor import CursorCodec, fingerprint
-from crm.errors import BadQuery
-from crm.permissions import can_view
-from crm.search import caller_scopes, first_matching_token, lead_scopes, matches_prefix, normalize, tokens_for
+from crm.leads.permissions import can_view
+from crm.platform.cursor import CursorCodec, fingerprint
+from crm.platform.errors import BadQuery
+from crm.queries.search import (
+    caller_scopes,
+    first_matching_token,
+    lead_scopes,
+    matches_prefix,
+    normalize,
+    tokens_for,
+)
 
 from tests.lead_data import PRINCIPALS, lead, varied_leads
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from crm.ses_events import activity_for
+from crm.notifications.ses_events import activity_for
 
 from tests.support import EVENTS
 

@@ -2,9 +2,9 @@
 Reading them from their Secrets Manager secret is tested in tests/integration/test_signing_keys.py."""
 
 import pytest
-from crm.cursor import CursorCodec
-from crm.errors import BadQuery, RetryableError
-from crm.signing_keys import signing_keys
+from crm.platform.cursor import CursorCodec
+from crm.platform.errors import BadQuery, RetryableError
+from crm.platform.signing_keys import signing_keys
 
 
 def test_a_direct_key_is_read_line_by_line_newest_first() -> None:

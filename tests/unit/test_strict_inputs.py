@@ -6,20 +6,20 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from crm.api_models import CreateLeadRequest
-from crm.assignment_api_models import (
+from crm.api.models.assignment import (
     AssignmentRuleInput,
     CreateUserRequest,
     UpdateAssignmentRuleRequest,
     UpdateUserRequest,
 )
-from crm.errors import InvalidInput
-from crm.http import model_from, parse_json_object
-from crm.lifecycle_models import UpdateLeadRequest
-from crm.nurture import NurtureSequence, NurtureSequenceInput
-from crm.nurture_api_models import UpdateNurtureSequenceRequest
-from crm.scoring_api_models import ScoringRulePatchRequest, ScoringRuleReplaceRequest
-from crm.scoring_models import ScoringRuleInput
+from crm.api.models.leads import CreateLeadRequest
+from crm.api.models.lifecycle import UpdateLeadRequest
+from crm.api.models.nurture import UpdateNurtureSequenceRequest
+from crm.api.models.scoring import ScoringRulePatchRequest, ScoringRuleReplaceRequest
+from crm.nurture.sequences import NurtureSequence, NurtureSequenceInput
+from crm.platform.errors import InvalidInput
+from crm.platform.http import model_from, parse_json_object
+from crm.scoring.rules import ScoringRuleInput
 
 STEP = {"delay_hours": 1, "template": "leadflow-dev-nurture-welcome"}
 SEQUENCE = {"name": "Webinar", "steps": [STEP]}

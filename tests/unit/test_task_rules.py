@@ -3,12 +3,10 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm.auth import Principal
-from crm.domain import Lead
-from crm.errors import Forbidden, InvalidInput, NotFound
-from crm.lifecycle_models import TaskQuery, UpdateTaskRequest
-from crm.task_repository import TaskItem, TaskRepository, _start_key, encode_cursor
-from crm.tasks import (
+from crm.api.models.lifecycle import TaskQuery, UpdateTaskRequest
+from crm.leads.model import Lead
+from crm.leads.task_repository import TaskItem, TaskRepository, _start_key, encode_cursor
+from crm.leads.tasks import (
     Task,
     TaskChanges,
     TaskPriority,
@@ -18,6 +16,8 @@ from crm.tasks import (
     task_owner_for,
     workable_task,
 )
+from crm.platform.auth import Principal
+from crm.platform.errors import Forbidden, InvalidInput, NotFound
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 ADMIN = Principal("admin", None, frozenset({"admin"}))

@@ -2,9 +2,9 @@
 and converted only through their own routes (a PATCH asking for them is a 422)."""
 
 import pytest
-from crm.domain import LeadStatus
-from crm.errors import InvalidTransition
-from crm.lifecycle import check_transition
+from crm.leads.model import LeadStatus
+from crm.lifecycle.service import check_transition
+from crm.platform.errors import InvalidTransition
 
 S = LeadStatus
 

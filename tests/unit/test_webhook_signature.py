@@ -1,6 +1,6 @@
 import pytest
-from crm.errors import Unauthorized
-from crm.webhooks import sign, verify_signature
+from crm.capture.webhooks import sign, verify_signature
+from crm.platform.errors import Unauthorized
 
 BODY = b'{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com"}'
 NOW = 1_800_000_000

@@ -5,15 +5,16 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
-from crm.http import JWT, documented_responses, json_response, model_from
-from crm.query_api_models import (
+from crm import bootstrap
+from crm.api.models.queries import (
     AnalyticsRangeParams,
     FunnelParams,
     FunnelResponse,
     SourcesResponse,
     SpeedResponse,
 )
+from crm.api.openapi import query_model
+from crm.platform.http import JWT, documented_responses, json_response, model_from
 
 RANGE = (
     "`from`/`to`: capture days (UTC, YYYY-MM-DD, both included; default the last 30 days, at most 366). "
@@ -32,14 +33,14 @@ def build_router() -> Router:
         tags=["Analytics"],
         security=JWT,
         responses=documented_responses({200: ("The funnel", FunnelResponse)}, 401, 403, 422, 503),
-        openapi_extensions={"x-query-model": "FunnelParams"},
+        openapi_extensions=query_model(FunnelParams),
     )
     def funnel_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         params: FunnelParams = model_from(FunnelParams, dict(event.get("queryStringParameters") or {}))
         start, end = params.days()
-        report = services.analytics_service().funnel(principal, start, end, params.group_by)
+        report = bootstrap.analytics_service().funnel(principal, start, end, params.group_by)
         return json_response(HTTPStatus.OK, FunnelResponse.from_report(report))
 
     @router.get(
@@ -50,16 +51,16 @@ def build_router() -> Router:
         tags=["Analytics"],
         security=JWT,
         responses=documented_responses({200: ("Speed to lead", SpeedResponse)}, 401, 403, 422, 503),
-        openapi_extensions={"x-query-model": "AnalyticsRangeParams"},
+        openapi_extensions=query_model(AnalyticsRangeParams),
     )
     def speed_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         params: AnalyticsRangeParams = model_from(
             AnalyticsRangeParams, dict(event.get("queryStringParameters") or {})
         )
         start, end = params.days()
-        report = services.analytics_service().speed(principal, start, end)
+        report = bootstrap.analytics_service().speed(principal, start, end)
         return json_response(HTTPStatus.OK, SpeedResponse.from_report(report))
 
     @router.get(
@@ -69,16 +70,16 @@ def build_router() -> Router:
         tags=["Analytics"],
         security=JWT,
         responses=documented_responses({200: ("Figures per source", SourcesResponse)}, 401, 403, 422, 503),
-        openapi_extensions={"x-query-model": "AnalyticsRangeParams"},
+        openapi_extensions=query_model(AnalyticsRangeParams),
     )
     def sources_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         params: AnalyticsRangeParams = model_from(
             AnalyticsRangeParams, dict(event.get("queryStringParameters") or {})
         )
         start, end = params.days()
-        figures = services.analytics_service().sources(principal, start, end)
+        figures = bootstrap.analytics_service().sources(principal, start, end)
         return json_response(HTTPStatus.OK, SourcesResponse.from_figures(start, end, figures))
 
     return router

@@ -9,18 +9,21 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel
 
-from crm import services
-from crm.api_models import LeadResponse
-from crm.assignment_api_models import (
+from crm import bootstrap
+from crm.api.models.assignment import (
     AssignLeadRequest,
     AssignmentRuleListResponse,
     AssignmentRuleResponse,
     UpdateAssignmentRuleRequest,
 )
-from crm.assignment_rules import AssignmentRuleInput
-from crm.auth import Principal, Role
-from crm.errors import InvalidInput, NotFound
-from crm.http import (
+from crm.api.models.leads import LeadResponse
+from crm.api.models.lifecycle import etag, expected_version
+from crm.api.openapi import request_model
+from crm.assignment.rules import AssignmentRuleInput
+from crm.leads.permissions import can_view, require_role
+from crm.platform.auth import Principal, Role
+from crm.platform.errors import InvalidInput, NotFound
+from crm.platform.http import (
     CHANGE_ERRORS,
     JWT,
     VERSIONED_CHANGE_ERRORS,
@@ -30,10 +33,8 @@ from crm.http import (
     parse_body,
     raw_body,
 )
-from crm.lifecycle_models import etag, expected_version
-from crm.permissions import can_view, require_role
-from crm.settings import get_settings
-from crm.users import team_name
+from crm.platform.settings import get_settings
+from crm.users.model import team_name
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -54,7 +55,7 @@ def _json_body(event: dict[str, Any]) -> dict[str, Any]:
 
 def _staff(event: dict[str, Any]) -> Principal:
     """The caller, with the teams the user directory knows for them; managers and admins only."""
-    principal = services.caller(event)
+    principal = bootstrap.caller(event)
     require_role(principal, Role.MANAGER, Role.ADMIN)
     return principal
 
@@ -69,20 +70,20 @@ def _rule_id(rule_id: str) -> str:
 
 
 def list_rules(event: dict[str, Any]) -> Response[str]:
-    rules = services.assignment_rule_service().list(_staff(event))
+    rules = bootstrap.assignment_rule_service().list(_staff(event))
     body = AssignmentRuleListResponse(rules=[AssignmentRuleResponse.from_rule(rule) for rule in rules])
     return json_response(HTTPStatus.OK, body)
 
 
 def get_rule(event: dict[str, Any], rule_id: str) -> Response[str]:
-    rule = services.assignment_rule_service().get(_rule_id(rule_id), _staff(event))
+    rule = bootstrap.assignment_rule_service().get(_rule_id(rule_id), _staff(event))
     return json_response(HTTPStatus.OK, AssignmentRuleResponse.from_rule(rule), headers=etag(rule.version))
 
 
 def create_rule(event: dict[str, Any]) -> Response[str]:
     principal = _staff(event)
     definition: AssignmentRuleInput = model_from(AssignmentRuleInput, _json_body(event))
-    rule = services.assignment_rule_service().create(definition, principal)
+    rule = bootstrap.assignment_rule_service().create(definition, principal)
     headers = {"Location": f"/assignment-rules/{rule.id}", **etag(rule.version)}
     return json_response(HTTPStatus.CREATED, AssignmentRuleResponse.from_rule(rule), headers=headers)
 
@@ -91,12 +92,12 @@ def update_rule(event: dict[str, Any], rule_id: str) -> Response[str]:
     principal = _staff(event)
     request: UpdateAssignmentRuleRequest = model_from(UpdateAssignmentRuleRequest, _json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
-    rule = services.assignment_rule_service().update(_rule_id(rule_id), request, version, principal)
+    rule = bootstrap.assignment_rule_service().update(_rule_id(rule_id), request, version, principal)
     return json_response(HTTPStatus.OK, AssignmentRuleResponse.from_rule(rule), headers=etag(rule.version))
 
 
 def delete_rule(event: dict[str, Any], rule_id: str) -> Response[str]:
-    services.assignment_rule_service().delete(_rule_id(rule_id), _staff(event))
+    bootstrap.assignment_rule_service().delete(_rule_id(rule_id), _staff(event))
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 
@@ -108,7 +109,7 @@ def assign_lead(event: dict[str, Any], lead_id: str) -> Response[str]:
     request: AssignLeadRequest = model_from(AssignLeadRequest, _json_body(event))
     if not _LEAD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
-    lead = services.assignment_service().assign_manually(
+    lead = bootstrap.assignment_service().assign_manually(
         lead_id, request.assigned_to, request.reason, principal
     )
     return json_response(HTTPStatus.OK, LeadResponse.from_lead(lead), headers=etag(lead.version))
@@ -140,7 +141,7 @@ def unassigned_leads(event: dict[str, Any]) -> Response[str]:
         except ValueError as exc:
             raise InvalidInput.single("team", str(exc)) from None
     include_nurture = _query_flag(query.get("include_nurture"), "include_nurture")
-    leads, next_cursor = services.assignment_repository().unassigned_page(
+    leads, next_cursor = bootstrap.assignment_repository().unassigned_page(
         int(limit_text), cursor, team, include_nurture
     )
     visible = [LeadResponse.from_lead(lead) for lead in leads if can_view(principal, lead)]
@@ -173,7 +174,7 @@ def build_router() -> Router:
         responses=documented_responses(
             {201: ("The new rule", AssignmentRuleResponse)}, 400, 401, 403, 413, 415, 422, 503
         ),
-        openapi_extensions={"x-request-model": "AssignmentRuleInput"},
+        openapi_extensions=request_model(AssignmentRuleInput),
     )
     def create_rule_route() -> Response[str]:
         return create_rule(router.current_event.raw_event)
@@ -202,7 +203,7 @@ def build_router() -> Router:
             {200: ("The rule as stored", AssignmentRuleResponse)},
             *VERSIONED_CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "UpdateAssignmentRuleRequest"},
+        openapi_extensions=request_model(UpdateAssignmentRuleRequest),
     )
     def update_rule_route(rule_id: str) -> Response[str]:
         return update_rule(router.current_event.raw_event, rule_id)
@@ -249,7 +250,7 @@ def build_router() -> Router:
             {200: ("The lead as stored (ETag: its version)", LeadResponse)},
             *CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "AssignLeadRequest"},
+        openapi_extensions=request_model(AssignLeadRequest),
     )
     def assign_lead_route(lead_id: str) -> Response[str]:
         return assign_lead(router.current_event.raw_event, lead_id)

@@ -9,16 +9,18 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crm import idempotency, services
-from crm.api_models import CaptureResponse, ChatCaptureRequest, LeadFields
-from crm.capture import CaptureResult
-from crm.domain import Channel, new_id
-from crm.errors import InvalidInput, Unauthorized
-from crm.http import documented_responses, model_from, parse_body, parse_json_object, raw_body
-from crm.observability import logger, metrics
-from crm.partner_secrets import partner_secrets
-from crm.settings import get_settings
-from crm.webhooks import PARTNER_NAME, verify_signature
+from crm import bootstrap
+from crm.api.models.leads import CaptureResponse, ChatCaptureRequest, LeadFields
+from crm.api.openapi import request_model
+from crm.capture.partner_secrets import partner_secrets
+from crm.capture.service import CaptureResult
+from crm.capture.webhooks import PARTNER_NAME, verify_signature
+from crm.leads.model import Channel, new_id
+from crm.platform import idempotency
+from crm.platform.errors import InvalidInput, Unauthorized
+from crm.platform.http import documented_responses, model_from, parse_body, parse_json_object, raw_body
+from crm.platform.observability import logger, metrics
+from crm.platform.settings import get_settings
 
 _LEAD_FIELD_NAMES = frozenset(LeadFields.model_fields) - {"lead_source", "custom_fields"}
 _REDIRECT_FIELD = "redirect"
@@ -108,7 +110,7 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
     submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
 
     def produce() -> dict[str, Any]:
-        result = services.capture_service().capture(submission)
+        result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.WEBSITE_FORM)
         return _public_answer(result.lead_id, result.created, redirect)
 
@@ -125,7 +127,7 @@ def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Respon
     )
 
     def produce() -> dict[str, Any]:
-        result = services.capture_service().capture(submission)
+        result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.LIVE_CHAT)
         return _public_answer(result.lead_id, result.created)
 
@@ -148,7 +150,7 @@ def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext 
     submission = request.to_submission(Channel.PARTNER_WEBHOOK, partner, f"partner:{partner}")
 
     def produce() -> dict[str, Any]:
-        result = services.capture_service().capture(submission)
+        result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.PARTNER_WEBHOOK)
         return _public_answer(result.lead_id, result.created)
 
@@ -176,7 +178,7 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "LeadFields"},
+        openapi_extensions=request_model(LeadFields),
     )
     def capture_form_route() -> Response[str]:
         return capture_form(router.current_event.raw_event, router.lambda_context)
@@ -196,7 +198,7 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "ChatCaptureRequest"},
+        openapi_extensions=request_model(ChatCaptureRequest),
     )
     def capture_chat_route() -> Response[str]:
         return capture_chat(router.current_event.raw_event, router.lambda_context)
@@ -218,7 +220,7 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "LeadFields"},
+        openapi_extensions=request_model(LeadFields),
     )
     def partner_webhook_route(partner: str) -> Response[str]:
         return capture_webhook(router.current_event.raw_event, partner, router.lambda_context)

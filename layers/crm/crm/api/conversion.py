@@ -5,18 +5,19 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
+from crm import bootstrap
 from crm.api.lifecycle import checked_id, json_body
-from crm.conversion_models import (
+from crm.api.models.conversion import (
     CompanyResponse,
     ContactResponse,
     ConversionResponse,
     ConvertLeadRequest,
     DealResponse,
 )
-from crm.http import CHANGE_ERRORS, JWT, documented_responses, json_response, model_from
-from crm.lifecycle_models import etag
-from crm.observability import logger, metrics
+from crm.api.models.lifecycle import etag
+from crm.api.openapi import request_model
+from crm.platform.http import CHANGE_ERRORS, JWT, documented_responses, json_response, model_from
+from crm.platform.observability import logger, metrics
 
 
 def build_router() -> Router:
@@ -42,16 +43,16 @@ def build_router() -> Router:
             },
             *CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "ConvertLeadRequest"},
+        openapi_extensions=request_model(ConvertLeadRequest),
     )
     def convert_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         checked_id(lead_id, "lead")
         request: ConvertLeadRequest = model_from(
             ConvertLeadRequest, json_body(event) if event.get("body") else {}
         )
-        result = services.conversion_service().convert(lead_id, request.to_options(), principal)
+        result = bootstrap.conversion_service().convert(lead_id, request.to_options(), principal)
         if result.created:
             metrics.add_metric(name="LeadsConverted", unit="Count", value=1)
         logger.info(
@@ -71,8 +72,8 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The contact", ContactResponse)}, 401, 404, 503),
     )
     def get_contact_route(contact_id: str) -> Response[str]:
-        principal = services.caller(router.current_event.raw_event)
-        contact = services.conversion_service().contact(checked_id(contact_id, "contact"), principal)
+        principal = bootstrap.caller(router.current_event.raw_event)
+        contact = bootstrap.conversion_service().contact(checked_id(contact_id, "contact"), principal)
         return json_response(HTTPStatus.OK, ContactResponse.from_contact(contact))
 
     @router.get(
@@ -83,8 +84,8 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The company", CompanyResponse)}, 401, 404, 503),
     )
     def get_company_route(company_id: str) -> Response[str]:
-        principal = services.caller(router.current_event.raw_event)
-        company = services.conversion_service().company(checked_id(company_id, "company"), principal)
+        principal = bootstrap.caller(router.current_event.raw_event)
+        company = bootstrap.conversion_service().company(checked_id(company_id, "company"), principal)
         return json_response(HTTPStatus.OK, CompanyResponse.from_company(company))
 
     @router.get(
@@ -95,8 +96,8 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The deal", DealResponse)}, 401, 404, 503),
     )
     def get_deal_route(deal_id: str) -> Response[str]:
-        principal = services.caller(router.current_event.raw_event)
-        deal = services.conversion_service().deal(checked_id(deal_id, "deal"), principal)
+        principal = bootstrap.caller(router.current_event.raw_event)
+        deal = bootstrap.conversion_service().deal(checked_id(deal_id, "deal"), principal)
         return json_response(HTTPStatus.OK, DealResponse.from_deal(deal))
 
     return router

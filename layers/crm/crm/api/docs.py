@@ -1,7 +1,7 @@
 """The OpenAPI document of every route, generated from the routers themselves, and Swagger UI.
 
 Request bodies are read by our own parsers (forms, signed webhooks, exact-byte idempotency), so routes
-name their input model in the `x-request-model` extension and the document gains a `requestBody`
+name their input model class (`crm.api.openapi`) and the document gains a `requestBody`
 from that model's JSON schema here; likewise `x-query-model` gives the query parameters. A PATCH or PUT
 whose body has a `version` declares the `If-Match` header it also takes; a DELETE that takes one says so
 with `x-if-match`. The functions read their own input, so Powertools' default 422 body is never sent:
@@ -19,19 +19,11 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from pydantic import BaseModel
 
-from crm import (
-    api_models,
-    assignment_api_models,
-    conversion_models,
-    lifecycle_models,
-    nurture_api_models,
-    query_api_models,
-    scoring_api_models,
-)
 from crm.api import analytics, assignment, capture, conversion, lead_queries, leads, scoring, tasks, users
 from crm.api import nurture as nurture_api
 from crm.api import unsubscribe as unsubscribe_api
-from crm.http import FORM, JSON
+from crm.api.openapi import registered_model
+from crm.platform.http import FORM, JSON
 
 TITLE = "LeadFlow lead management API"
 VERSION = "1.0.0"
@@ -61,24 +53,6 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     nurture_api.build_router,
     unsubscribe_api.build_router,
 ]
-
-
-def _request_models() -> dict[str, type[BaseModel]]:
-    models: dict[str, type[BaseModel]] = {}
-    for module in (
-        api_models,
-        lifecycle_models,
-        conversion_models,
-        scoring_api_models,
-        assignment_api_models,
-        query_api_models,
-        nurture_api_models,
-    ):
-        for name in dir(module):
-            value = getattr(module, name)
-            if isinstance(value, type) and issubclass(value, BaseModel):
-                models.setdefault(name, value)
-    return models
 
 
 def _query_parameters(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[str, Any]]:
@@ -125,7 +99,6 @@ def _drop_powertools_validation_errors(document: dict[str, Any]) -> None:
 
 
 def _add_request_bodies(document: dict[str, Any]) -> None:
-    models = _request_models()
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
@@ -135,19 +108,20 @@ def _add_request_bodies(document: dict[str, Any]) -> None:
             if query_model is not None:
                 operation["parameters"] = [
                     *operation.get("parameters", []),
-                    *_query_parameters(models[query_model], schemas),
+                    *_query_parameters(registered_model(query_model), schemas),
                 ]
             name = operation.pop("x-request-model", None)
             if name is None:
                 continue
-            schema = models[name].model_json_schema(ref_template="#/components/schemas/{model}")
+            model = registered_model(name)
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[name] = schema
             content = {JSON: {"schema": {"$ref": f"#/components/schemas/{name}"}}}
             if (path, method) in _FORM_ROUTES:
                 content[FORM] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
             operation["requestBody"] = {"required": True, "content": content}
-            if method in ("patch", "put") and "version" in models[name].model_fields:
+            if method in ("patch", "put") and "version" in model.model_fields:
                 operation["parameters"] = [*operation.get("parameters", []), _if_match(_IF_MATCH_ON_CHANGE)]
 
 

@@ -6,11 +6,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
-from crm.api_models import ActivityResponse, LeadResponse
-from crm.auth import Principal
-from crm.http import JWT, documented_responses, json_response, model_from
-from crm.query_api_models import ActivityPageResponse, LeadListParams, LeadPageResponse, PageParams
+from crm import bootstrap
+from crm.api.models.leads import ActivityResponse, LeadResponse
+from crm.api.models.queries import ActivityPageResponse, LeadListParams, LeadPageResponse, PageParams
+from crm.api.openapi import query_model
+from crm.platform.auth import Principal
+from crm.platform.http import JWT, documented_responses, json_response, model_from
 
 LIST_DESCRIPTION = """\
 Filters: `status`, `owner` (`me`, `unassigned` or a user id), `source`, `grade`, `min_score`/`max_score`,
@@ -29,7 +30,7 @@ and accents; it combines only with `limit` and `cursor`."""
 
 def caller(event: dict[str, Any]) -> Principal:
     """The caller, with the teams the user directory knows for them (what a manager's lists span)."""
-    return services.caller(event)
+    return bootstrap.caller(event)
 
 
 def build_router() -> Router:
@@ -42,13 +43,13 @@ def build_router() -> Router:
         tags=["Leads"],
         security=JWT,
         responses=documented_responses({200: ("A page of leads", LeadPageResponse)}, 400, 401, 403, 422, 503),
-        openapi_extensions={"x-query-model": "LeadListParams"},
+        openapi_extensions=query_model(LeadListParams),
     )
     def list_leads_route() -> Response[str]:
         event = router.current_event.raw_event
         principal = caller(event)
         params: LeadListParams = model_from(LeadListParams, dict(event.get("queryStringParameters") or {}))
-        leads = services.lead_query_service()
+        leads = bootstrap.lead_query_service()
         if params.q is not None:
             page = leads.search(
                 principal, params.q, params.limit, params.cursor, params.list_parameters_sent()
@@ -70,13 +71,13 @@ def build_router() -> Router:
         responses=documented_responses(
             {200: ("A page of activities", ActivityPageResponse)}, 400, 401, 404, 422, 503
         ),
-        openapi_extensions={"x-query-model": "PageParams"},
+        openapi_extensions=query_model(PageParams),
     )
     def lead_activities_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
         principal = caller(event)
         params: PageParams = model_from(PageParams, dict(event.get("queryStringParameters") or {}))
-        page = services.lead_query_service().timeline(principal, lead_id, params.limit, params.cursor)
+        page = bootstrap.lead_query_service().timeline(principal, lead_id, params.limit, params.cursor)
         body = ActivityPageResponse(
             items=[ActivityResponse.from_activity(activity) for activity in page.activities],
             next_cursor=page.next_cursor,

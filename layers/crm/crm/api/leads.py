@@ -8,19 +8,22 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crm import services
+from crm import bootstrap
 from crm.api import lifecycle
 from crm.api.capture import record_capture, respond_once
-from crm.api_models import (
+from crm.api.models.leads import (
     ActivityResponse,
     CaptureResponse,
     CreateLeadRequest,
     LeadDetailResponse,
     LeadResponse,
 )
-from crm.auth import Principal
-from crm.domain import Channel
-from crm.http import (
+from crm.api.models.lifecycle import QualificationResponse, QualifyLeadRequest, UpdateLeadRequest
+from crm.api.openapi import request_model
+from crm.leads.model import Channel
+from crm.leads.permissions import can_view, visible_lead
+from crm.platform.auth import Principal
+from crm.platform.http import (
     CHANGE_ERRORS,
     JWT,
     VERSIONED_CHANGE_ERRORS,
@@ -30,15 +33,13 @@ from crm.http import (
     parse_body,
     raw_body,
 )
-from crm.lifecycle_models import QualificationResponse
-from crm.permissions import can_view, visible_lead
-from crm.settings import get_settings
+from crm.platform.settings import get_settings
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def get_lead(lead_id: str, principal: Principal) -> Response[str]:
-    found = services.lead_repository().get_with_activities(lead_id) if _LEAD_ID.match(lead_id) else None
+    found = bootstrap.lead_repository().get_with_activities(lead_id) if _LEAD_ID.match(lead_id) else None
     lead = visible_lead(principal, found[0] if found else None, lead_id)
     activities = found[1] if found else []
     detail = LeadDetailResponse(
@@ -58,7 +59,7 @@ def create_lead(event: dict[str, Any], principal: Principal, context: LambdaCont
     submission = request.to_submission(Channel.API, Channel.API.value, principal.actor)
 
     def produce() -> dict[str, Any]:
-        result = services.capture_service().capture(submission)
+        result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.API)
         status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
         headers = {"Location": f"/leads/{result.lead_id}"}
@@ -98,11 +99,11 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "CreateLeadRequest"},
+        openapi_extensions=request_model(CreateLeadRequest),
     )
     def create_lead_route() -> Response[str]:
         event = router.current_event.raw_event
-        return create_lead(event, services.caller(event), router.lambda_context)
+        return create_lead(event, bootstrap.caller(event), router.lambda_context)
 
     @router.get(
         "/leads/<lead_id>",
@@ -112,7 +113,7 @@ def build_router() -> Router:
         responses=documented_responses({200: ("The lead", LeadDetailResponse)}, 401, 404),
     )
     def get_lead_route(lead_id: str) -> Response[str]:
-        return get_lead(lead_id, services.caller(router.current_event.raw_event))
+        return get_lead(lead_id, bootstrap.caller(router.current_event.raw_event))
 
     @router.patch(
         "/leads/<lead_id>",
@@ -130,11 +131,11 @@ def build_router() -> Router:
             {200: ("The lead as stored (ETag: its version)", LeadResponse)},
             *VERSIONED_CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "UpdateLeadRequest"},
+        openapi_extensions=request_model(UpdateLeadRequest),
     )
     def update_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        return lifecycle.update_lead(event, lead_id, services.caller(event))
+        return lifecycle.update_lead(event, lead_id, bootstrap.caller(event))
 
     @router.post(
         "/leads/<lead_id>/qualify",
@@ -150,10 +151,10 @@ def build_router() -> Router:
             {200: ("The lead, and the task qualification created", QualificationResponse)},
             *CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "QualifyLeadRequest"},
+        openapi_extensions=request_model(QualifyLeadRequest),
     )
     def qualify_lead_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        return lifecycle.qualify_lead(event, lead_id, services.caller(event))
+        return lifecycle.qualify_lead(event, lead_id, bootstrap.caller(event))
 
     return router

@@ -7,12 +7,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from crm import services
-from crm.api_models import LeadResponse
-from crm.auth import Principal
-from crm.errors import NotFound
-from crm.http import json_response, model_from, parse_body, raw_body
-from crm.lifecycle_models import (
+from crm import bootstrap
+from crm.api.models.leads import LeadResponse
+from crm.api.models.lifecycle import (
     QualificationResponse,
     QualifyLeadRequest,
     TaskResponse,
@@ -20,8 +17,11 @@ from crm.lifecycle_models import (
     etag,
     expected_version,
 )
-from crm.observability import logger
-from crm.settings import get_settings
+from crm.platform.auth import Principal
+from crm.platform.errors import NotFound
+from crm.platform.http import json_response, model_from, parse_body, raw_body
+from crm.platform.observability import logger
+from crm.platform.settings import get_settings
 
 RECORD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -42,7 +42,7 @@ def update_lead(event: dict[str, Any], lead_id: str, principal: Principal) -> Re
     checked_id(lead_id, "lead")
     request: UpdateLeadRequest = model_from(UpdateLeadRequest, json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
-    lead = services.lifecycle_service().update(lead_id, request.to_changes(), version, principal)
+    lead = bootstrap.lifecycle_service().update(lead_id, request.to_changes(), version, principal)
     logger.info("Lead updated", extra={"lead_id": lead.id, "version": lead.version})
     return json_response(HTTPStatus.OK, LeadResponse.from_lead(lead), headers=etag(lead.version))
 
@@ -50,7 +50,7 @@ def update_lead(event: dict[str, Any], lead_id: str, principal: Principal) -> Re
 def qualify_lead(event: dict[str, Any], lead_id: str, principal: Principal) -> Response[str]:
     checked_id(lead_id, "lead")
     request: QualifyLeadRequest = model_from(QualifyLeadRequest, json_body(event))
-    result = services.lifecycle_service().qualify(lead_id, request.to_answers(), principal)
+    result = bootstrap.lifecycle_service().qualify(lead_id, request.to_answers(), principal)
     logger.info(
         "Lead qualification recorded",
         extra={

@@ -8,10 +8,20 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import ValidationError
 
-from crm import services
-from crm.auth import Principal
-from crm.errors import InvalidInput, NotFound
-from crm.http import (
+from crm import bootstrap
+from crm.api.models.lifecycle import etag, expected_version
+from crm.api.models.nurture import (
+    NurtureSequenceListResponse,
+    NurtureSequenceResponse,
+    UpdateNurtureSequenceRequest,
+)
+from crm.api.openapi import request_model
+from crm.leads.permissions import require_role
+from crm.nurture.sequences import NurtureSequenceInput
+from crm.nurture.service import SEQUENCE_EDITORS, invalid_sequence
+from crm.platform.auth import Principal
+from crm.platform.errors import InvalidInput, NotFound
+from crm.platform.http import (
     JWT,
     VERSIONED_CHANGE_ERRORS,
     documented_responses,
@@ -19,16 +29,7 @@ from crm.http import (
     parse_body,
     raw_body,
 )
-from crm.lifecycle_models import etag, expected_version
-from crm.nurture import NurtureSequenceInput
-from crm.nurture_api_models import (
-    NurtureSequenceListResponse,
-    NurtureSequenceResponse,
-    UpdateNurtureSequenceRequest,
-)
-from crm.nurture_service import SEQUENCE_EDITORS, invalid_sequence
-from crm.permissions import require_role
-from crm.settings import get_settings
+from crm.platform.settings import get_settings
 
 _SEQUENCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _DESCRIPTION = (
@@ -54,7 +55,7 @@ def _sequence_id(sequence_id: str) -> str:
 
 
 def _editor(event: dict[str, Any]) -> Principal:
-    principal = services.caller(event)
+    principal = bootstrap.caller(event)
     require_role(principal, *SEQUENCE_EDITORS)  # before the body is read: a rep gets 403, whatever it sent
     return principal
 
@@ -70,8 +71,8 @@ def _answer(status: int, sequence: Any, location: bool = False) -> Response[str]
 
 
 def list_sequences(event: dict[str, Any]) -> Response[str]:
-    services.caller(event)
-    sequences = services.nurture_sequence_service().list()
+    bootstrap.caller(event)
+    sequences = bootstrap.nurture_sequence_service().list()
     body = NurtureSequenceListResponse(
         sequences=[NurtureSequenceResponse.from_sequence(s) for s in sequences]
     )
@@ -79,8 +80,8 @@ def list_sequences(event: dict[str, Any]) -> Response[str]:
 
 
 def get_sequence(event: dict[str, Any], sequence_id: str) -> Response[str]:
-    services.caller(event)
-    return _answer(HTTPStatus.OK, services.nurture_sequence_service().get(_sequence_id(sequence_id)))
+    bootstrap.caller(event)
+    return _answer(HTTPStatus.OK, bootstrap.nurture_sequence_service().get(_sequence_id(sequence_id)))
 
 
 def create_sequence(event: dict[str, Any]) -> Response[str]:
@@ -89,7 +90,7 @@ def create_sequence(event: dict[str, Any]) -> Response[str]:
         definition = NurtureSequenceInput.model_validate(_body(event))
     except ValidationError as exc:
         raise invalid_sequence(exc) from None
-    sequence = services.nurture_sequence_service().create(definition, principal)
+    sequence = bootstrap.nurture_sequence_service().create(definition, principal)
     return _answer(HTTPStatus.CREATED, sequence, location=True)
 
 
@@ -103,7 +104,7 @@ def update_sequence(event: dict[str, Any], sequence_id: str) -> Response[str]:
     version = expected_version(event.get("headers") or {}, request.version)
     if not request.changes():
         raise InvalidInput.single("body", "name at least one field to change")
-    sequence = services.nurture_sequence_service().update(sequence_id, request.changes(), version, principal)
+    sequence = bootstrap.nurture_sequence_service().update(sequence_id, request.changes(), version, principal)
     return _answer(HTTPStatus.OK, sequence)
 
 
@@ -113,7 +114,7 @@ def delete_sequence(event: dict[str, Any], sequence_id: str) -> Response[str]:
     # Optional on delete: with If-Match, only the version read is deleted.
     if_match = next((v for k, v in headers.items() if k.lower() == "if-match"), "")
     version = expected_version(headers, None) if if_match.strip() else None
-    services.nurture_sequence_service().delete(_sequence_id(sequence_id), version, principal)
+    bootstrap.nurture_sequence_service().delete(_sequence_id(sequence_id), version, principal)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
 
@@ -153,7 +154,7 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "NurtureSequenceInput"},
+        openapi_extensions=request_model(NurtureSequenceInput),
     )
     def create_sequence_route() -> Response[str]:
         return create_sequence(event())
@@ -183,7 +184,7 @@ def build_router() -> Router:
             {200: ("The sequence as stored (ETag: its version)", NurtureSequenceResponse)},
             *VERSIONED_CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "UpdateNurtureSequenceRequest"},
+        openapi_extensions=request_model(UpdateNurtureSequenceRequest),
     )
     def update_sequence_route(sequence_id: str) -> Response[str]:
         return update_sequence(event(), sequence_id)

@@ -7,24 +7,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
-from crm.api_models import ActivityResponse
-from crm.auth import Principal, Role
-from crm.errors import InvalidInput, NotFound
-from crm.http import (
-    CHANGE_ERRORS,
-    JWT,
-    VERSIONED_CHANGE_ERRORS,
-    documented_responses,
-    json_response,
-    model_from,
-    parse_body,
-    raw_body,
-)
-from crm.lifecycle_models import etag, expected_version
-from crm.permissions import require_role
-from crm.rescoring import is_job_id, rules_job_id
-from crm.scoring_api_models import (
+from crm import bootstrap
+from crm.api.models.leads import ActivityResponse
+from crm.api.models.lifecycle import etag, expected_version
+from crm.api.models.scoring import (
     LeadScoreResponse,
     RecordActivityRequest,
     RescoreJobLink,
@@ -36,8 +22,23 @@ from crm.scoring_api_models import (
     ScoringRuleReplaceRequest,
     ScoringRuleResponse,
 )
-from crm.scoring_models import ScoringRuleInput
-from crm.settings import get_settings
+from crm.api.openapi import request_model
+from crm.leads.permissions import require_role
+from crm.platform.auth import Principal, Role
+from crm.platform.errors import InvalidInput, NotFound
+from crm.platform.http import (
+    CHANGE_ERRORS,
+    JWT,
+    VERSIONED_CHANGE_ERRORS,
+    documented_responses,
+    json_response,
+    model_from,
+    parse_body,
+    raw_body,
+)
+from crm.platform.settings import get_settings
+from crm.scoring.rescoring import is_job_id, rules_job_id
+from crm.scoring.rules import ScoringRuleInput
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -83,20 +84,20 @@ def _changed(rule: Any, revision: int, status: int = HTTPStatus.OK) -> Response[
 def list_rules(principal: Principal) -> Response[str]:
     require_role(principal, *_RULE_EDITORS)
     return json_response(
-        HTTPStatus.OK, ScoringRuleListResponse.from_rule_set(services.rule_service().rule_set())
+        HTTPStatus.OK, ScoringRuleListResponse.from_rule_set(bootstrap.rule_service().rule_set())
     )
 
 
 def get_rule(principal: Principal, rule_id: str) -> Response[str]:
     require_role(principal, *_RULE_EDITORS)
-    rule = services.rule_service().get(_rule_id(rule_id))
+    rule = bootstrap.rule_service().get(_rule_id(rule_id))
     return json_response(HTTPStatus.OK, ScoringRuleResponse.from_rule(rule), headers=etag(rule.version))
 
 
 def create_rule(event: dict[str, Any], principal: Principal) -> Response[str]:
     require_role(principal, *_RULE_EDITORS)
     definition = model_from(ScoringRuleInput, _body(event))
-    rule, revision = services.rule_service().create(definition)
+    rule, revision = bootstrap.rule_service().create(definition)
     return _changed(rule, revision, HTTPStatus.CREATED)
 
 
@@ -106,7 +107,7 @@ def replace_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> R
     request = model_from(ScoringRuleReplaceRequest, _body(event))
     version = _version(event, request.version)
     definition = ScoringRuleInput.model_validate(request.model_dump(exclude={"version"}))
-    rule, revision = services.rule_service().replace(rule_id, definition, version)
+    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version)
     return _changed(rule, revision)
 
 
@@ -118,10 +119,10 @@ def patch_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> Res
     changes = request.model_dump(exclude_unset=True, exclude={"version"})
     if not changes:
         raise InvalidInput.single("body", "name at least one field to change")
-    current = services.rule_service().get(rule_id)
+    current = bootstrap.rule_service().get(rule_id)
     # The merged rule is validated as a whole: errors name the field, as on create.
     definition = model_from(ScoringRuleInput, current.model_dump(include=_DEFINITION_FIELDS) | changes)
-    rule, revision = services.rule_service().replace(rule_id, definition, version)
+    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version)
     return _changed(rule, revision)
 
 
@@ -129,7 +130,7 @@ def delete_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> Re
     require_role(principal, *_RULE_EDITORS)
     # Optional on delete: with If-Match, only the version read is deleted.
     version = _version(event, None) if (_header(event, "If-Match") or "").strip() else None
-    rule, revision = services.rule_service().delete(_rule_id(rule_id), version)
+    rule, revision = bootstrap.rule_service().delete(_rule_id(rule_id), version)
     body = ScoringRuleDeletedResponse(
         deleted=rule.id, revision=revision, rescore_job=RescoreJobLink.for_job(rules_job_id(revision))
     )
@@ -140,14 +141,14 @@ def get_rescore_job(principal: Principal, job_id: str) -> Response[str]:
     require_role(principal, *_RULE_EDITORS)
     if not is_job_id(job_id):
         raise NotFound(f"No rescore job {job_id}")
-    job = services.rescore_service().job_status(job_id)
+    job = bootstrap.rescore_service().job_status(job_id)
     return json_response(HTTPStatus.OK, RescoreJobResponse.from_job(job))
 
 
 def get_lead_score(principal: Principal, lead_id: str) -> Response[str]:
     if not _LEAD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
-    lead, breakdown = services.scoring_service().lead_score(principal, lead_id)
+    lead, breakdown = bootstrap.scoring_service().lead_score(principal, lead_id)
     return json_response(HTTPStatus.OK, LeadScoreResponse.from_breakdown(lead, breakdown))
 
 
@@ -155,7 +156,7 @@ def record_activity(event: dict[str, Any], principal: Principal, lead_id: str) -
     if not _LEAD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
     request = model_from(RecordActivityRequest, _body(event))
-    activity, created = services.activity_service().record(
+    activity, created = bootstrap.activity_service().record(
         principal,
         lead_id,
         activity_type=request.type,
@@ -179,7 +180,7 @@ def build_router() -> Router:
         return raw
 
     def caller() -> Principal:
-        return services.caller(event())
+        return bootstrap.caller(event())
 
     @router.get(
         "/scoring-rules",
@@ -201,7 +202,7 @@ def build_router() -> Router:
             {201: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
             *CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "ScoringRuleInput"},
+        openapi_extensions=request_model(ScoringRuleInput),
     )
     def create_rule_route() -> Response[str]:
         return create_rule(event(), caller())
@@ -238,7 +239,7 @@ def build_router() -> Router:
             {200: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
             *VERSIONED_CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "ScoringRuleReplaceRequest"},
+        openapi_extensions=request_model(ScoringRuleReplaceRequest),
     )
     def replace_rule_route(rule_id: str) -> Response[str]:
         return replace_rule(event(), caller(), rule_id)
@@ -253,7 +254,7 @@ def build_router() -> Router:
             {200: ("The rule, and the job rescoring every open lead", ScoringRuleChangeResponse)},
             *VERSIONED_CHANGE_ERRORS,
         ),
-        openapi_extensions={"x-request-model": "ScoringRulePatchRequest"},
+        openapi_extensions=request_model(ScoringRulePatchRequest),
     )
     def patch_rule_route(rule_id: str) -> Response[str]:
         return patch_rule(event(), caller(), rule_id)
@@ -310,7 +311,7 @@ def build_router() -> Router:
             422,
             503,
         ),
-        openapi_extensions={"x-request-model": "RecordActivityRequest"},
+        openapi_extensions=request_model(RecordActivityRequest),
     )
     def record_activity_route(lead_id: str) -> Response[str]:
         return record_activity(event(), caller(), lead_id)

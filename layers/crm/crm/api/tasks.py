@@ -5,10 +5,9 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
+from crm import bootstrap
 from crm.api.lifecycle import checked_id, json_body
-from crm.http import JWT, VERSIONED_CHANGE_ERRORS, documented_responses, json_response, model_from
-from crm.lifecycle_models import (
+from crm.api.models.lifecycle import (
     CreateTaskRequest,
     TaskListResponse,
     TaskQuery,
@@ -17,7 +16,9 @@ from crm.lifecycle_models import (
     etag,
     expected_version,
 )
-from crm.observability import logger
+from crm.api.openapi import query_model, request_model
+from crm.platform.http import JWT, VERSIONED_CHANGE_ERRORS, documented_responses, json_response, model_from
+from crm.platform.observability import logger
 
 
 def build_router() -> Router:
@@ -35,13 +36,13 @@ def build_router() -> Router:
         tags=["Tasks"],
         security=JWT,
         responses=documented_responses({200: ("The open tasks", TaskListResponse)}, 401, 403, 422, 503),
-        openapi_extensions={"x-query-model": "TaskQuery"},
+        openapi_extensions=query_model(TaskQuery),
     )
     def list_tasks_route() -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         query: TaskQuery = model_from(TaskQuery, dict(event.get("queryStringParameters") or {}))
-        page = services.task_service().open_tasks(
+        page = bootstrap.task_service().open_tasks(
             principal, query.owner, query.due_before, query.limit, query.cursor
         )
         body = TaskListResponse(
@@ -58,14 +59,14 @@ def build_router() -> Router:
         responses=documented_responses(
             {201: ("The new task", TaskResponse)}, 400, 401, 403, 404, 413, 415, 422, 503
         ),
-        openapi_extensions={"x-request-model": "CreateTaskRequest"},
+        openapi_extensions=request_model(CreateTaskRequest),
     )
     def create_task_route(lead_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         checked_id(lead_id, "lead")
         request: CreateTaskRequest = model_from(CreateTaskRequest, json_body(event))
-        task = services.task_service().create(lead_id, request.to_draft(), principal)
+        task = bootstrap.task_service().create(lead_id, request.to_draft(), principal)
         logger.info("Task created", extra={"lead_id": lead_id, "task_id": task.id})
         headers = {"Location": f"/tasks/{task.id}", **etag(task.version)}
         return json_response(HTTPStatus.CREATED, TaskResponse.from_task(task), headers=headers)
@@ -80,15 +81,15 @@ def build_router() -> Router:
         tags=["Tasks"],
         security=JWT,
         responses=documented_responses({200: ("The task as stored", TaskResponse)}, *VERSIONED_CHANGE_ERRORS),
-        openapi_extensions={"x-request-model": "UpdateTaskRequest"},
+        openapi_extensions=request_model(UpdateTaskRequest),
     )
     def update_task_route(task_id: str) -> Response[str]:
         event = router.current_event.raw_event
-        principal = services.caller(event)
+        principal = bootstrap.caller(event)
         checked_id(task_id, "task")
         request: UpdateTaskRequest = model_from(UpdateTaskRequest, json_body(event))
         version = expected_version(event.get("headers") or {}, request.version)
-        task = services.task_service().update(task_id, request.to_changes(), version, principal)
+        task = bootstrap.task_service().update(task_id, request.to_changes(), version, principal)
         logger.info("Task updated", extra={"task_id": task.id, "version": task.version})
         return json_response(HTTPStatus.OK, TaskResponse.from_task(task), headers=etag(task.version))
 

@@ -21,9 +21,16 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from crm import services
-from crm.errors import BadQuery, UnsupportedMediaType
-from crm.http import (
+from crm import bootstrap
+from crm.api.models.nurture import (
+    OneClickUnsubscribeQuery,
+    UnsubscribeForm,
+    UnsubscribeLinkQuery,
+    UnsubscribeResponse,
+)
+from crm.api.openapi import query_model, request_model
+from crm.platform.errors import BadQuery, UnsupportedMediaType
+from crm.platform.http import (
     FORM,
     JSON,
     documented_responses,
@@ -33,8 +40,7 @@ from crm.http import (
     parse_json_object,
     raw_body,
 )
-from crm.nurture_api_models import UnsubscribeResponse
-from crm.settings import get_settings
+from crm.platform.settings import get_settings
 
 MULTIPART = "multipart/form-data"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -143,7 +149,7 @@ def unsubscribe(event: dict[str, Any], from_link: bool) -> Response[str]:
     if token is None and not from_link:
         token = _body_token(event)
     try:
-        lead_id = services.unsubscribe_tokens().lead_id_from(token)
+        lead_id = bootstrap.unsubscribe_tokens().lead_id_from(token)
     except BadQuery:
         if not (from_link and _prefers_html(event)):
             raise  # the resolver answers the JSON 400 naming `token`
@@ -153,7 +159,7 @@ def unsubscribe(event: dict[str, Any], from_link: bool) -> Response[str]:
             body=_INVALID_LINK_PAGE,
             headers=dict(_PAGE_HEADERS),
         )
-    services.do_not_email_service().unsubscribe(lead_id)
+    bootstrap.do_not_email_service().unsubscribe(lead_id)
     return _answer(event, html_by_default=from_link)
 
 
@@ -190,7 +196,7 @@ def build_router() -> Router:
             "saying the link is not valid",
             html_too=(200, 400),
         ),
-        openapi_extensions={"x-query-model": "UnsubscribeLinkQuery"},
+        openapi_extensions=query_model(UnsubscribeLinkQuery),
     )
     def unsubscribe_link_route() -> Response[str]:
         return unsubscribe(event(), from_link=True)
@@ -209,10 +215,7 @@ def build_router() -> Router:
             bad_token="Missing, malformed or forged `token` (named in `fields`), or a malformed body",
             html_too=(200,),
         ),
-        openapi_extensions={
-            "x-request-model": "UnsubscribeForm",
-            "x-query-model": "OneClickUnsubscribeQuery",
-        },
+        openapi_extensions={**request_model(UnsubscribeForm), **query_model(OneClickUnsubscribeQuery)},
     )
     def one_click_route() -> Response[str]:
         return unsubscribe(event(), from_link=False)

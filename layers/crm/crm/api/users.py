@@ -7,15 +7,17 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from crm import services
-from crm.assignment_api_models import (
+from crm import bootstrap
+from crm.api.models.assignment import (
     CreateUserRequest,
     UpdateUserRequest,
     UserListResponse,
     UserResponse,
 )
-from crm.errors import InvalidInput, NotFound
-from crm.http import (
+from crm.api.models.lifecycle import etag, expected_version
+from crm.api.openapi import request_model
+from crm.platform.errors import InvalidInput, NotFound
+from crm.platform.http import (
     JWT,
     VERSIONED_CHANGE_ERRORS,
     documented_responses,
@@ -24,9 +26,8 @@ from crm.http import (
     parse_body,
     raw_body,
 )
-from crm.lifecycle_models import etag, expected_version
-from crm.settings import get_settings
-from crm.users import team_name
+from crm.platform.settings import get_settings
+from crm.users.model import team_name
 
 _SUB = re.compile(r"^[A-Za-z0-9_.:@\-]{1,128}$")
 
@@ -42,9 +43,9 @@ def _checked_sub(sub: str) -> str:
 
 
 def list_users(event: dict[str, Any]) -> Response[str]:
-    services.caller(event)
+    bootstrap.caller(event)
     team = (event.get("queryStringParameters") or {}).get("team")
-    repository = services.user_repository()
+    repository = bootstrap.user_repository()
     if team is not None:
         try:
             users = repository.team_members(team_name(team.strip()))
@@ -52,32 +53,32 @@ def list_users(event: dict[str, Any]) -> Response[str]:
             raise InvalidInput.single("team", str(exc)) from None
     else:
         users = repository.list_all()
-    loads = services.user_service().open_leads(users)
+    loads = bootstrap.user_service().open_leads(users)
     body = UserListResponse(users=[UserResponse.from_user(user, loads.get(user.sub, 0)) for user in users])
     return json_response(HTTPStatus.OK, body)
 
 
 def get_user(event: dict[str, Any], sub: str) -> Response[str]:
-    services.caller(event)
-    user = services.user_repository().require(_checked_sub(sub))
-    load = services.user_service().open_leads([user]).get(user.sub, 0)
+    bootstrap.caller(event)
+    user = bootstrap.user_repository().require(_checked_sub(sub))
+    load = bootstrap.user_service().open_leads([user]).get(user.sub, 0)
     return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
 
 
 def create_user(event: dict[str, Any]) -> Response[str]:
-    principal = services.caller(event)
+    principal = bootstrap.caller(event)
     request: CreateUserRequest = model_from(CreateUserRequest, _json_body(event))
-    user = services.user_service().create(request, principal)
+    user = bootstrap.user_service().create(request, principal)
     headers = {"Location": f"/users/{user.sub}", **etag(user.version)}
     return json_response(HTTPStatus.CREATED, UserResponse.from_user(user, 0), headers=headers)
 
 
 def update_user(event: dict[str, Any], sub: str) -> Response[str]:
-    principal = services.caller(event)
+    principal = bootstrap.caller(event)
     request: UpdateUserRequest = model_from(UpdateUserRequest, _json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
-    user = services.user_service().update(_checked_sub(sub), request, version, principal)
-    load = services.user_service().open_leads([user]).get(user.sub, 0)
+    user = bootstrap.user_service().update(_checked_sub(sub), request, version, principal)
+    load = bootstrap.user_service().open_leads([user]).get(user.sub, 0)
     return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
 
 
@@ -113,7 +114,7 @@ def build_router() -> Router:
         responses=documented_responses(
             {201: ("The new user", UserResponse)}, 400, 401, 403, 409, 413, 415, 422, 503
         ),
-        openapi_extensions={"x-request-model": "CreateUserRequest"},
+        openapi_extensions=request_model(CreateUserRequest),
     )
     def create_user_route() -> Response[str]:
         return create_user(router.current_event.raw_event)
@@ -128,7 +129,7 @@ def build_router() -> Router:
         tags=["Users"],
         security=JWT,
         responses=documented_responses({200: ("The user as stored", UserResponse)}, *VERSIONED_CHANGE_ERRORS),
-        openapi_extensions={"x-request-model": "UpdateUserRequest"},
+        openapi_extensions=request_model(UpdateUserRequest),
     )
     def update_user_route(sub: str) -> Response[str]:
         return update_user(router.current_event.raw_event, sub)

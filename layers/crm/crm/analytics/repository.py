@@ -1,0 +1,379 @@
+"""Data access for analytics: counter and histogram items, their idempotent updates, and recounts.
+
+    counters       PK=STATS#<dimension>#<YYYY-MM>   SK=D#<DD>#<value> (a day) | M#<value> (the month)
+    speed          PK=SPEED#<dimension>#<YYYY-MM>   SK=D#<DD>#<value> | M#<value>   (count, sum, b<bucket>)
+    change marker  PK=STATSMARK#<lead id>           SK=RECORD#<stream sequence number>   (TTL 3 days)
+    first contact  PK=STATSMARK#<lead id>           SK=FIRST_CONTACT
+    reconciliation PK=STATS#reconciliation          SK=<YYYY-MM-DD>
+
+One stream record's counter and histogram updates are one TransactWriteItems with a Put of its change
+marker on `attribute_not_exists`: a redelivered record finds the marker and changes nothing. A first
+contact also claims the lead's FIRST_CONTACT marker, so it is counted once per lead, ever.
+
+A range of days is read as whole months (their `M#` items) plus the days of partial months: at most a
+few Queries per dimension, each returning one item per (day or month, value), whatever the lead count.
+"""
+
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from crm.analytics.counters import (
+    COUNTER_FIELDS,
+    CounterKey,
+    Dimension,
+    Drift,
+    FirstContact,
+    Histogram,
+    Period,
+    bucket_of,
+    contributions,
+    month_of,
+)
+from crm.leads.model import Lead, LeadStatus
+from crm.leads.repository import LeadItem
+from crm.platform import clock
+from crm.platform.dynamo import TableRepository
+from crm.platform.errors import RetryableError
+from crm.queries.list_repository import key_condition, marshal, unmarshal
+
+TRANSACTION_ATTEMPTS = 6
+MARKER_TTL_SECONDS = 3 * 86_400  # a stream keeps records 24 h: markers outlive any redelivery
+_TOP = "\U0010ffff"
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="analytics-query")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(exc: ClientError) -> Exception:
+    if _code(exc) in _RETRYABLE:
+        return RetryableError("The database is busy; try again")
+    return exc
+
+
+def _day_sk(day: date, value: str) -> str:
+    return f"D#{day.day:02d}#{value}"
+
+
+def _month_sk(value: str) -> str:
+    return f"M#{value}"
+
+
+def counter_pk(dimension: str, month: str) -> str:
+    return f"STATS#{dimension}#{month}"
+
+
+def speed_pk(dimension: str, month: str) -> str:
+    return f"SPEED#{dimension}#{month}"
+
+
+def _number(value: float | int) -> dict[str, str]:
+    return {"N": f"{value:.3f}" if isinstance(value, float) else str(value)}
+
+
+def counter_items(leads: Iterable[Lead]) -> list[dict[str, Any]]:
+    """The counter items (day and month, every dimension) these leads add up to, in their stored shape.
+
+    For loading figures in bulk (a benchmark, or seeding analytics for leads that predate the stream
+    handler); live counters are only ever moved by `AnalyticsRepository.apply`.
+    """
+    totals: dict[tuple[str, str], tuple[dict[str, str], Counter[str]]] = {}
+    for lead in leads:
+        for (day, dimension, value), counts in contributions(lead).items():
+            month = month_of(day)
+            for sk, period in ((_day_sk(day, value), day.isoformat()), (_month_sk(value), month)):
+                meta = {"entity": "stats", "dimension": dimension.value, "value": value, "period": period}
+                totals.setdefault((counter_pk(dimension, month), sk), (meta, Counter()))[1].update(counts)
+    return [
+        {"PK": pk, "SK": sk, **meta, **{name: counts[name] for name in COUNTER_FIELDS}}
+        for (pk, sk), (meta, counts) in totals.items()
+    ]
+
+
+class AnalyticsRepository(TableRepository):
+    # ------------------------------------------------------------------ writes (the stream handler)
+    def apply(
+        self,
+        lead_id: str,
+        record_id: str,
+        delta: dict[CounterKey, dict[str, int]],
+        contact: FirstContact | None,
+    ) -> tuple[bool, bool]:
+        """Apply one change once. Returns (applied, first contact counted); (False, False) if this
+        record was applied before."""
+        if not delta and contact is None:
+            return False, False
+        try:
+            self._transact(self._operations(lead_id, record_id, delta, contact))
+            return True, contact is not None
+        except ClientError as exc:
+            reasons = self._reasons(exc)
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return False, False  # a redelivery: this record's marker exists
+            if contact is None or reasons[1:2] != ["ConditionalCheckFailed"]:
+                raise self._failure(exc) from exc
+        # The lead's first contact was counted before (by an earlier record): count the rest only.
+        if not delta:
+            return False, False
+        try:
+            self._transact(self._operations(lead_id, record_id, delta, None))
+        except ClientError as exc:
+            if self._reasons(exc)[:1] == ["ConditionalCheckFailed"]:
+                return False, False
+            raise self._failure(exc) from exc
+        return True, False
+
+    def _operations(
+        self,
+        lead_id: str,
+        record_id: str,
+        delta: dict[CounterKey, dict[str, int]],
+        contact: FirstContact | None,
+    ) -> list[Any]:
+        expires = int(time.time()) + MARKER_TTL_SECONDS
+        operations: list[Any] = [
+            self._claim(lead_id, f"RECORD#{record_id}", {"ttl": expires}),
+        ]
+        if contact is not None:
+            seconds = Decimal(f"{contact.seconds:.3f}")
+            operations.append(self._claim(lead_id, "FIRST_CONTACT", {"seconds": seconds}))
+        # One update per item: day and month items of each (dimension, value), deltas summed.
+        items: dict[tuple[str, str], tuple[dict[str, Any], Counter[str]]] = {}
+        for (day, dimension, value), changes in delta.items():
+            month = month_of(day)
+            for sk, period in ((_day_sk(day, value), day.isoformat()), (_month_sk(value), month)):
+                key = (counter_pk(dimension, month), sk)
+                meta = {"entity": "stats", "dimension": dimension.value, "value": value, "period": period}
+                items.setdefault(key, (meta, Counter()))[1].update(changes)
+        for (pk, sk), (meta, summed) in items.items():
+            operations.append(self._add({"PK": pk, "SK": sk}, meta, dict(summed)))
+        if contact is not None:
+            month = month_of(contact.day)
+            bucket = f"b{bucket_of(contact.seconds)}"
+            for dimension, value in ((Dimension.ALL, "all"), (Dimension.OWNER, contact.rep)):
+                for sk, period in (
+                    (_day_sk(contact.day, value), contact.day.isoformat()),
+                    (_month_sk(value), month),
+                ):
+                    meta = {"entity": "speed", "dimension": dimension.value, "value": value, "period": period}
+                    observation = {"count": 1, "sum_seconds": contact.seconds, bucket: 1}
+                    operations.append(
+                        self._add({"PK": speed_pk(dimension, month), "SK": sk}, meta, observation)
+                    )
+        return operations
+
+    def _claim(self, lead_id: str, sk: str, extra: dict[str, Any]) -> dict[str, Any]:
+        item = {"PK": f"STATSMARK#{lead_id}", "SK": sk, "entity": "stats_marker", **extra}
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": marshal(item),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def _add(
+        self, key: dict[str, str], meta: dict[str, str], fields: Mapping[str, float | int]
+    ) -> dict[str, Any]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets, adds = [], []
+        for index, (name, value) in enumerate(meta.items()):
+            names[f"#m{index}"] = name
+            values[f":m{index}"] = {"S": value}
+            sets.append(f"#m{index} = :m{index}")
+        for index, (name, amount) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = _number(amount)
+            adds.append(f"#f{index} :f{index}")
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": marshal(key),
+                "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _transact(self, operations: list[Any]) -> None:
+        """One transaction; a conflict with another transaction on the same counters is retried here a
+        few times (with jitter) before the record is failed back to the stream for a later retry."""
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self.client.transact_write_items(TransactItems=operations)
+                return
+            except ClientError as exc:
+                reasons = self._reasons(exc)
+                contended = "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
+                if not (contended or _code(exc) == "TransactionConflictException"):
+                    raise
+                if attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0, min(0.25, 0.01 * 2**attempt)))  # noqa: S311 - jitter
+
+    @staticmethod
+    def _reasons(exc: ClientError) -> list[str]:
+        if _code(exc) != "TransactionCanceledException":
+            return []
+        return [str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])]
+
+    @staticmethod
+    def _failure(exc: ClientError) -> Exception:
+        if _code(exc) == "TransactionCanceledException":
+            return RetryableError("The analytics counters could not be updated; try again")
+        return _translate(exc)
+
+    # ------------------------------------------------------------------ reads (the dashboards)
+    def _query_all(self, pk: str, lower: str, upper: str) -> list[dict[str, Any]]:
+        expression, names, values = key_condition("PK", "SK", pk, lower, upper)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        items: list[dict[str, Any]] = []
+        try:
+            while True:
+                response = self.client.query(**kwargs)
+                items.extend(unmarshal(raw) for raw in response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    return items
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise _translate(exc) from exc
+
+    def _period_items(self, prefix: str, dimension: str, periods: list[Period]) -> list[dict[str, Any]]:
+        def read(period: Period) -> list[dict[str, Any]]:
+            pk = f"{prefix}#{dimension}#{period.month}"
+            if period.whole_month:
+                return self._query_all(pk, "M#", "M#" + _TOP)
+            return self._query_all(pk, f"D#{period.first_day:02d}#", f"D#{period.last_day:02d}#{_TOP}")
+
+        return [item for items in _executor().map(read, periods) for item in items]
+
+    def counters(self, dimension: Dimension, periods: list[Period]) -> dict[str, Counter[str]]:
+        """Counters summed over the periods, by value of the dimension."""
+        totals: dict[str, Counter[str]] = {}
+        for item in self._period_items("STATS", dimension.value, periods):
+            counts = totals.setdefault(str(item["value"]), Counter())
+            counts.update({name: int(item.get(name, 0)) for name in COUNTER_FIELDS})
+        return totals
+
+    def daily_counters(self, periods: list[Period]) -> dict[str, Counter[str]]:
+        """The `all` counters of each day (periods must be runs of days), by ISO date."""
+        days: dict[str, Counter[str]] = {}
+        for item in self._period_items("STATS", Dimension.ALL.value, periods):
+            days[str(item["period"])] = Counter({name: int(item.get(name, 0)) for name in COUNTER_FIELDS})
+        return days
+
+    def histograms(self, dimension: Dimension, periods: list[Period]) -> dict[str, Histogram]:
+        merged: dict[str, Histogram] = {}
+        for item in self._period_items("SPEED", dimension.value, periods):
+            histogram = merged.setdefault(str(item["value"]), Histogram())
+            for name, value in item.items():
+                if name.startswith("b") and name[1:].isdigit():
+                    histogram.buckets[int(name[1:])] += int(value)
+            histogram.total_seconds += float(item.get("sum_seconds", 0))
+        return merged
+
+    # ------------------------------------------------------------------ reconciliation
+    def leads_created_on(self, day: date) -> list[Lead]:
+        """Every lead captured on `day`, by Query on the created-date index (GSI2: status x shard)."""
+        start = clock.isoformat(clock.parse(f"{day.isoformat()}T00:00:00Z"))
+        end = clock.isoformat(clock.parse(f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"))
+        partitions = [
+            f"STATUS#{status.value}#{shard}" for status in LeadStatus for shard in range(self.shards)
+        ]
+
+        def read(pk: str) -> list[Lead]:
+            expression, names, values = key_condition("GSI2PK", "GSI2SK", pk, start, end)
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": "GSI2",
+                "KeyConditionExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+            leads: list[Lead] = []
+            try:
+                while True:
+                    response = self.client.query(**kwargs)
+                    for raw in response.get("Items", []):
+                        item = unmarshal(raw)
+                        if item.get("entity") == "lead":
+                            leads.append(LeadItem.model_validate(item).to_lead())
+                    if "LastEvaluatedKey" not in response:
+                        return leads
+                    kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            except ClientError as exc:
+                raise _translate(exc) from exc
+
+        return [lead for leads in _executor().map(read, partitions) for lead in leads]
+
+    def stored_day(self, day: date) -> dict[tuple[str, str], Counter[str]]:
+        """The stored counters of one cohort day, by (dimension, value), and its speed count."""
+        period = [Period(month_of(day), day.day, day.day)]
+        stored: dict[tuple[str, str], Counter[str]] = {}
+        for dimension in Dimension:
+            for item in self._period_items("STATS", dimension.value, period):
+                stored[(dimension.value, str(item["value"]))] = Counter(
+                    {name: int(item.get(name, 0)) for name in COUNTER_FIELDS}
+                )
+        for item in self._period_items("SPEED", Dimension.ALL.value, period):
+            stored[("speed", "all")] = Counter(contacted=int(item.get("count", 0)))
+        return stored
+
+    def store_reconciliation(
+        self, day: date, checked_at: str, leads: int, drift: list[Drift], limit: int = 100
+    ) -> None:
+        item = {
+            "PK": "STATS#reconciliation",
+            "SK": day.isoformat(),
+            "entity": "stats_reconciliation",
+            "checked_at": checked_at,
+            "leads": leads,
+            "drift_count": len(drift),
+            "drift": [vars(entry) for entry in drift[:limit]],
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=marshal(item))
+        except ClientError as exc:
+            raise _translate(exc) from exc
+
+    def reconciliation(self, day: date) -> dict[str, Any] | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=marshal({"PK": "STATS#reconciliation", "SK": day.isoformat()}),
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        return unmarshal(response["Item"]) if "Item" in response else None

@@ -1,0 +1,185 @@
+"""HTTP models of users, assignment rules and manual assignment (input and output), apart from the domain.
+
+The OpenAPI document (crm.api.docs) finds the request models here by name.
+A new assignment rule is `crm.assignment.rules.AssignmentRuleInput` (shared with the domain's checks).
+"""
+
+__all__ = [
+    "AssignLeadRequest",
+    "AssignmentRuleInput",
+    "AssignmentRuleListResponse",
+    "AssignmentRuleResponse",
+    "CreateUserRequest",
+    "UpdateAssignmentRuleRequest",
+    "UpdateUserRequest",
+    "UserListResponse",
+    "UserResponse",
+]
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+
+from crm.assignment.rules import MAX_CONDITIONS, MAX_PRIORITY, AssignmentRule, AssignmentRuleInput, Condition
+from crm.leads.model import UtcDatetime
+from crm.platform.auth import Role
+from crm.platform.fields import PersonName, StrictInteger, Text100
+from crm.users.model import MAX_CAPACITY, MAX_TEAMS, OutOfOffice, StaffEmail, TeamName, User, WorkingHours
+
+SubId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
+
+
+def _distinct_teams(teams: list[str]) -> list[str]:
+    seen: list[str] = []
+    for team in teams:
+        if team not in seen:
+            seen.append(team)
+    return seen
+
+
+class CreateUserRequest(BaseModel):
+    """A user: `sub` is the subject of their Cognito user (what their ID token's `sub` claim holds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sub: SubId
+    name: PersonName
+    email: StaffEmail
+    role: Role
+    teams: list[TeamName] = Field(default_factory=list, max_length=MAX_TEAMS)
+    active: StrictBool = True
+    capacity: StrictInteger | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    working_hours: WorkingHours | None = None
+    out_of_office: OutOfOffice | None = None
+
+    @field_validator("teams")
+    @classmethod
+    def distinct(cls, teams: list[str]) -> list[str]:
+        return _distinct_teams(teams)
+
+    def to_user(self, now: datetime) -> User:
+        return User(**self.model_dump(), created_at=now, updated_at=now)
+
+
+class UpdateUserRequest(BaseModel):
+    """A partial change: fields left out keep their value; null clears capacity, hours or absence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonName | None = None
+    email: StaffEmail | None = None
+    role: Role | None = None
+    teams: list[TeamName] | None = Field(default=None, max_length=MAX_TEAMS)
+    active: StrictBool | None = None
+    capacity: StrictInteger | None = Field(default=None, ge=0, le=MAX_CAPACITY)
+    working_hours: WorkingHours | None = None
+    out_of_office: OutOfOffice | None = None
+    version: StrictInteger | None = Field(
+        default=None, ge=1, description="the version you read (or If-Match)"
+    )
+
+    @field_validator("teams")
+    @classmethod
+    def distinct(cls, teams: list[str] | None) -> list[str] | None:
+        return None if teams is None else _distinct_teams(teams)
+
+    @field_validator("name", "email", "role", "teams", "active", mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    def apply(self, user: User, now: datetime) -> User:
+        changes = self.model_dump(exclude_unset=True, exclude={"version"})
+        for name in ("working_hours", "out_of_office"):
+            if name in changes:
+                changes[name] = getattr(self, name)  # keep the validated value objects
+        return user.model_copy(update={**changes, "updated_at": now})
+
+
+class UserResponse(BaseModel):
+    sub: str
+    name: str
+    email: str
+    role: Role
+    teams: list[str]
+    active: bool
+    capacity: int | None
+    working_hours: WorkingHours | None
+    out_of_office: OutOfOffice | None
+    open_leads: int | None = None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+
+    @classmethod
+    def from_user(cls, user: User, open_leads: int | None = None) -> "UserResponse":
+        return cls.model_validate({**user.model_dump(), "open_leads": open_leads})
+
+
+class UserListResponse(BaseModel):
+    users: list[UserResponse]
+
+
+class UpdateAssignmentRuleRequest(BaseModel):
+    """A partial change; giving one target replaces the other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text100 | None = None
+    priority: StrictInteger | None = Field(default=None, ge=0, le=MAX_PRIORITY)
+    conditions: list[Condition] | None = Field(default=None, max_length=MAX_CONDITIONS)
+    target_user: str | None = Field(default=None, min_length=1, max_length=128)
+    target_team: TeamName | None = None
+    active: StrictBool | None = None
+    version: StrictInteger | None = Field(
+        default=None, ge=1, description="the version you read (or If-Match)"
+    )
+
+    @field_validator("name", "priority", "conditions", "active", mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    def merged_into(self, rule: AssignmentRule) -> dict[str, Any]:
+        changes = self.model_dump(exclude_unset=True, exclude={"version"})
+        merged = {**rule.definition(), **changes}
+        if "target_user" in changes and "target_team" not in changes:
+            merged["target_team"] = None
+        if "target_team" in changes and "target_user" not in changes:
+            merged["target_user"] = None
+        return merged
+
+
+class AssignmentRuleResponse(BaseModel):
+    id: str
+    name: str
+    priority: int
+    conditions: list[Condition]
+    target_user: str | None
+    target_team: str | None
+    active: bool
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int
+
+    @classmethod
+    def from_rule(cls, rule: AssignmentRule) -> "AssignmentRuleResponse":
+        return cls.model_validate(rule.model_dump())
+
+
+class AssignmentRuleListResponse(BaseModel):
+    rules: list[AssignmentRuleResponse]
+
+
+class AssignLeadRequest(BaseModel):
+    """Manual assignment: to the user with this sub, with an optional reason kept in the activity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assigned_to: SubId
+    reason: str | None = Field(default=None, min_length=1, max_length=500)

@@ -1,0 +1,66 @@
+"""Partner webhook authentication: HMAC-SHA256 over "{timestamp}.{raw body}".
+
+Header: ``X-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]``. Several v1 values let a
+partner sign with an old and a new secret while a rotation is under way.
+"""
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from crm.platform.errors import Unauthorized
+
+PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+_HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class SignatureHeader:
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+def parse_signature_header(header: str | None) -> SignatureHeader:
+    if not header:
+        raise Unauthorized("Missing X-Signature header")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep:
+            raise Unauthorized("Malformed X-Signature header: expected t=<unix seconds>,v1=<hex>")
+        if name == "t":
+            if not value.isdigit() or timestamp is not None:
+                raise Unauthorized("Malformed X-Signature header: t must be one unix timestamp")
+            timestamp = int(value)
+        elif name == "v1":
+            if not _HEX_SHA256.match(value.lower()):
+                raise Unauthorized("Malformed X-Signature header: v1 must be a hex SHA-256 HMAC")
+            signatures.append(value.lower())
+    if timestamp is None or not signatures:
+        raise Unauthorized("Malformed X-Signature header: expected t=<unix seconds>,v1=<hex>")
+    return SignatureHeader(timestamp, tuple(signatures))
+
+
+def sign(secret: str, timestamp: int, raw_body: bytes) -> str:
+    message = str(timestamp).encode() + b"." + raw_body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    header: str | None, raw_body: bytes, secrets: Iterable[str], now: float, tolerance_seconds: int
+) -> None:
+    """Raise Unauthorized unless one v1 signature matches one of the partner's secrets."""
+    parsed = parse_signature_header(header)
+    if abs(now - parsed.timestamp) > tolerance_seconds:
+        raise Unauthorized(f"Stale signature: the timestamp is more than {tolerance_seconds} s from now")
+    matched = False
+    for secret in secrets:
+        expected = sign(secret, parsed.timestamp, raw_body)
+        for candidate in parsed.signatures:
+            # Compare all of them, constant-time, so timing says nothing about which one was close.
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise Unauthorized("Invalid signature")

@@ -1,0 +1,194 @@
+"""The lead aggregate and its rules, as plain Python (no AWS)."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from crm.platform import clock
+
+UtcDatetime = Annotated[datetime, PlainSerializer(clock.isoformat, return_type=str, when_used="json")]
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    UNQUALIFIED = "unqualified"
+    CONVERTED = "converted"
+
+
+class Channel(StrEnum):
+    """How a lead reached us; decides its default source and first status."""
+
+    WEBSITE_FORM = "website_form"
+    LIVE_CHAT = "live_chat"
+    PARTNER_WEBHOOK = "partner_webhook"
+    API = "api"
+
+
+# Person and company details a later submission may fill in when the lead lacks them.
+MERGEABLE_FIELDS = ("phone", "company", "title", "industry", "employee_count", "annual_revenue")
+
+
+class Lead(BaseModel):
+    model_config = ConfigDict(validate_assignment=False)
+
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    company: str | None = None
+    title: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    annual_revenue: Decimal | None = None
+    lead_source: str
+    lead_status: LeadStatus = LeadStatus.NEW
+    score: int = 0
+    grade: str | None = None
+    qualified: bool = False
+    qualified_at: UtcDatetime | None = None
+    assigned_to: str | None = None
+    assigned_at: UtcDatetime | None = None
+    team: str | None = None
+    # Below the sales threshold when scored: left to nurture sequences instead of a rep
+    # (crm.assignment.routing).
+    nurture: bool = False
+    # No marketing email may reach the lead (crm.nurture.unsubscribe): it unsubscribed, bounced or complained.
+    do_not_email: bool = False
+    do_not_email_reason: str | None = None  # unsubscribed | bounced | complained
+    do_not_email_at: UtcDatetime | None = None
+    converted: bool = False
+    converted_at: UtcDatetime | None = None
+    contact_id: str | None = None
+    # Set by conversion, beside contact_id (crm.conversion.service).
+    company_id: str | None = None
+    deal_id: str | None = None
+    custom_fields: dict[str, Any] = {}
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = 1
+
+
+class Activity(BaseModel):
+    id: str
+    lead_id: str
+    type: str
+    description: str
+    created_by: str
+    created_at: UtcDatetime
+    data: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class LeadSubmission:
+    """One capture of a person, from any channel, already validated."""
+
+    channel: Channel
+    first_name: str
+    last_name: str
+    email: str
+    lead_source: str
+    submitted_by: str
+    phone: str | None = None
+    company: str | None = None
+    title: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    annual_revenue: Decimal | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    transcript: list[dict[str, Any]] | None = None
+
+    @property
+    def initial_status(self) -> LeadStatus:
+        # A chat is a conversation already: the person has been contacted.
+        return LeadStatus.CONTACTED if self.channel is Channel.LIVE_CHAT else LeadStatus.NEW
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_lead(submission: LeadSubmission, now: datetime) -> Lead:
+    return Lead(
+        id=new_id(),
+        first_name=submission.first_name,
+        last_name=submission.last_name,
+        email=submission.email,
+        phone=submission.phone,
+        company=submission.company,
+        title=submission.title,
+        industry=submission.industry,
+        employee_count=submission.employee_count,
+        annual_revenue=submission.annual_revenue,
+        lead_source=submission.lead_source,
+        lead_status=submission.initial_status,
+        custom_fields=dict(submission.custom_fields),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def new_activity(
+    lead_id: str, type_: str, description: str, created_by: str, now: datetime, **data: Any
+) -> Activity:
+    return Activity(
+        id=new_id(),
+        lead_id=lead_id,
+        type=type_,
+        description=description,
+        created_by=created_by,
+        created_at=now,
+        data={key: value for key, value in data.items() if value is not None},
+    )
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What a repeat submission changes on an existing lead, and what it could not change."""
+
+    changes: dict[str, tuple[Any, Any]]  # field -> (old, new)
+    kept: dict[str, tuple[Any, Any]]  # field -> (existing, submitted) where both had a value
+
+    @property
+    def custom_fields_added(self) -> bool:
+        return "custom_fields" in self.changes
+
+
+def _is_empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def plan_merge(lead: Lead, submission: LeadSubmission) -> MergePlan:
+    """Fill the lead's empty fields from the submission; never overwrite a value, never blank one.
+
+    The first source is kept. A live chat with a lead nobody has contacted yet moves it to contacted,
+    because the conversation is the contact.
+    """
+    changes: dict[str, tuple[Any, Any]] = {}
+    kept: dict[str, tuple[Any, Any]] = {}
+    for name in MERGEABLE_FIELDS:
+        current, submitted = getattr(lead, name), getattr(submission, name)
+        if _is_empty(submitted):
+            continue
+        if _is_empty(current):
+            changes[name] = (current, submitted)
+        elif current != submitted:
+            kept[name] = (current, submitted)
+
+    new_custom = {k: v for k, v in submission.custom_fields.items() if k not in lead.custom_fields}
+    for key, value in submission.custom_fields.items():
+        if key in lead.custom_fields and lead.custom_fields[key] != value:
+            kept[f"custom_fields.{key}"] = (lead.custom_fields[key], value)
+    if new_custom:
+        changes["custom_fields"] = (dict(lead.custom_fields), {**lead.custom_fields, **new_custom})
+
+    if submission.channel is Channel.LIVE_CHAT and lead.lead_status is LeadStatus.NEW:
+        changes["lead_status"] = (lead.lead_status, LeadStatus.CONTACTED)
+    return MergePlan(changes=changes, kept=kept)

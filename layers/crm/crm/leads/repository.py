@@ -1,0 +1,253 @@
+"""Data access for the single table: the only module that talks to DynamoDB.
+
+It returns domain models, never raw items, and turns DynamoDB's error codes into domain errors.
+Key design (see docs/data-model.md):
+
+    lead            PK=LEAD#<id>        SK=LEAD
+    activity        PK=LEAD#<id>        SK=ACTIVITY#<created_at>#<activity id>
+    email claim     PK=EMAIL#<email>    SK=EMAIL          (uniqueness of a lead's email)
+    GSI1 owner      GSI1PK=OWNER#<user> | OWNER#unassigned#<shard>     GSI1SK=<created_at>#<id>
+    GSI2 status     GSI2PK=STATUS#<status>#<shard>                     GSI2SK=<created_at>#<id>
+    GSI3 source     GSI3PK=SOURCE#<source>#<shard>                     GSI3SK=<created_at>#<id>
+"""
+
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from crm.leads.index import list_index_attributes
+from crm.leads.model import Activity, Lead
+from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.errors import DuplicateEmail, RetryableError, VersionConflict
+
+
+def shard_of(identifier: str, shards: int) -> int:
+    return zlib.crc32(identifier.encode()) % shards
+
+
+def lead_key(lead_id: str) -> dict[str, str]:
+    return {"PK": f"LEAD#{lead_id}", "SK": "LEAD"}
+
+
+def email_key(email: str) -> dict[str, str]:
+    return {"PK": f"EMAIL#{email}", "SK": "EMAIL"}
+
+
+class LeadItem(BaseModel):
+    """A lead as stored: its attributes plus the keys of the table and of its indexes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    PK: str
+    SK: str
+    entity: str = "lead"
+    # Who wrote the item last: the scoring function's score writes say "scoring", and its stream filter
+    # skips exactly those (no loops). Every other write of a lead must say "lead" (this Put does).
+    written_by: str = "lead"
+    GSI1PK: str
+    GSI1SK: str
+    GSI2PK: str
+    GSI2SK: str
+    GSI3PK: str
+    GSI3SK: str
+
+    @classmethod
+    def from_lead(cls, lead: Lead, shards: int) -> "LeadItem":
+        shard = shard_of(lead.id, shards)
+        created = f"{lead.model_dump(mode='json')['created_at']}#{lead.id}"
+        owner = f"OWNER#{lead.assigned_to}" if lead.assigned_to else f"OWNER#unassigned#{shard}"
+        return cls(
+            **lead_key(lead.id),
+            GSI1PK=owner,
+            GSI1SK=created,
+            GSI2PK=f"STATUS#{lead.lead_status.value}#{shard}",
+            GSI2SK=created,
+            GSI3PK=f"SOURCE#{lead.lead_source.lower()}#{shard}",
+            GSI3SK=created,
+            **list_index_attributes(lead, shards),  # the list indexes (crm.leads.index)
+            **_lead_attributes(lead),
+        )
+
+    def to_lead(self) -> Lead:
+        return Lead.model_validate(self.model_extra or {})
+
+
+class EmailClaimItem(BaseModel):
+    PK: str
+    SK: str
+    entity: str = "email_claim"
+    lead_id: str
+    created_at: str
+
+
+class ActivityItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    PK: str
+    SK: str
+    entity: str = "activity"
+
+    @classmethod
+    def from_activity(cls, activity: Activity) -> "ActivityItem":
+        attributes = activity.model_dump(mode="json", exclude={"data"})
+        return cls(
+            PK=f"LEAD#{activity.lead_id}",
+            SK=f"ACTIVITY#{attributes['created_at']}#{activity.id}",
+            data=activity.data,  # python mode: Decimals stay numbers
+            **attributes,
+        )
+
+    def to_activity(self) -> Activity:
+        return Activity.model_validate(self.model_extra or {})
+
+
+def _lead_attributes(lead: Lead) -> dict[str, Any]:
+    # JSON mode for timestamps and enums, but numbers must stay Decimal/int for DynamoDB.
+    attributes = lead.model_dump(mode="json", exclude={"annual_revenue", "custom_fields"})
+    attributes["annual_revenue"] = lead.annual_revenue
+    attributes["custom_fields"] = lead.custom_fields
+    return attributes
+
+
+class LeadRepository(TableRepository):
+    # ------------------------------------------------------------------ writes
+    def create(self, lead: Lead, activities: Iterable[Activity]) -> None:
+        """Write a new lead, its email claim and its first activities in one transaction.
+
+        Raises DuplicateEmail (with the owner's id) when the email already belongs to a lead.
+        """
+        lead_item = LeadItem.from_lead(lead, self.shards).model_dump()
+        claim = EmailClaimItem(**email_key(lead.email), lead_id=lead.id, created_at=lead_item["created_at"])
+        transact_items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": marshal(lead_item),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": marshal(claim.model_dump()),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            *(self._put_activity(activity) for activity in activities),
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=transact_items)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+                if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                    owner = unmarshal(reasons[1].get("Item") or {}).get("lead_id")
+                    raise DuplicateEmail(owner) from exc
+                raise RetryableError("The lead could not be written; try again") from exc
+            raise self._translate(exc) from exc
+
+    def replace(self, lead: Lead, expected_version: int, activities: Iterable[Activity]) -> Lead:
+        """Store a changed lead if nobody changed it since `expected_version`; version goes up by one."""
+        stored = lead.model_copy(update={"version": expected_version + 1})
+        transact_items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
+                    "ConditionExpression": "#version = :expected",
+                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            *(self._put_activity(activity) for activity in activities),
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=transact_items)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    current = unmarshal(reasons[0].get("Item") or {}).get("version")
+                    raise VersionConflict(
+                        "The lead was changed by someone else",
+                        current_version=int(current) if current is not None else None,
+                    ) from exc
+                raise RetryableError("The lead could not be written; try again") from exc
+            raise self._translate(exc) from exc
+        return stored
+
+    def add_activities(self, activities: list[Activity]) -> None:
+        if not activities:
+            return
+        try:
+            if len(activities) == 1:
+                self.client.put_item(**self._put_activity(activities[0])["Put"])
+            else:
+                self.client.transact_write_items(TransactItems=[self._put_activity(a) for a in activities])  # type: ignore[misc]
+        except ClientError as exc:
+            raise self._translate(exc) from exc
+
+    # ------------------------------------------------------------------ reads
+    def get(self, lead_id: str) -> Lead | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=marshal(lead_key(lead_id)), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise self._translate(exc) from exc
+        item = response.get("Item")
+        return LeadItem.model_validate(unmarshal(item)).to_lead() if item else None
+
+    def get_with_activities(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
+        """The lead and its timeline, newest first, in one Query of its partition."""
+        lead: Lead | None = None
+        activities: list[Activity] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"LEAD#{lead_id}"}},
+            "ScanIndexForward": False,
+        }
+        try:
+            while True:
+                response = self.client.query(**kwargs)
+                for raw in response.get("Items", []):
+                    item = unmarshal(raw)
+                    if item.get("entity") == "lead":
+                        lead = LeadItem.model_validate(item).to_lead()
+                    elif item.get("entity") == "activity":
+                        activities.append(ActivityItem.model_validate(item).to_activity())
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise self._translate(exc) from exc
+        return (lead, activities) if lead else None
+
+    def find_id_by_email(self, email: str) -> str | None:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=marshal(email_key(email)), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise self._translate(exc) from exc
+        item = response.get("Item")
+        return str(unmarshal(item)["lead_id"]) if item else None
+
+    # ------------------------------------------------------------------ helpers
+    def _put_activity(self, activity: Activity) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": marshal(ActivityItem.from_activity(activity).model_dump()),
+            }
+        }
+
+    @staticmethod
+    def _translate(exc: ClientError) -> Exception:
+        return translate(exc)

@@ -1,0 +1,135 @@
+"""DynamoDB plumbing shared by the data-access modules: item (un)marshalling and error translation."""
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from crm.platform import aws, clock
+from crm.platform.errors import RetryableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+serializer = TypeSerializer()
+deserializer = TypeDeserializer()
+
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+class TableRepository:
+    """Base of the data-access classes: the table, its write-shard count (for sharded index keys), and a
+    DynamoDB client made on first use, so importing a repository creates no boto3 client."""
+
+    def __init__(self, table_name: str, shards: int = 4, *, client: "DynamoDBClient | None" = None) -> None:
+        self.table_name = table_name
+        self.shards = shards
+        self._client = client
+
+    @property
+    def client(self) -> "DynamoDBClient":
+        if self._client is None:
+            self._client = aws.dynamodb()
+        return self._client
+
+    def get_together(self, keys: list[dict[str, str]], busy: str) -> list[dict[str, Any] | None]:
+        """The items at `keys` read as one serializable snapshot (TransactGetItems), None where absent. An
+        item in the middle of a transaction is RetryableError(`busy`)."""
+        try:
+            response = self.client.transact_get_items(
+                TransactItems=[{"Get": {"TableName": self.table_name, "Key": marshal(key)}} for key in keys]
+            )
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                raise RetryableError(busy) from exc
+            raise translate(exc) from exc
+        return [unmarshal(entry["Item"]) if entry.get("Item") else None for entry in response["Responses"]]
+
+    def query_due(
+        self, prefix: str, since: datetime, until: datetime, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Items of the GSI2 due-time index (`<prefix>#<yyyy-mm-dd>#<shard>` / `<due ISO>#...`) due in
+        [since, until], soonest first, at most `limit`: one Query per due day and shard, days in order, so
+        the days after the one that fills the limit are never read."""
+        low, high = clock.isoformat(since), clock.isoformat(until) + "\uffff"
+        found: list[dict[str, Any]] = []
+        day = since.date()
+        try:
+            while day <= until.date() and (limit is None or len(found) < limit):
+                for shard in range(self.shards):
+                    found += self._query_due_partition(
+                        f"{prefix}#{day.isoformat()}#{shard}", low, high, limit
+                    )
+                day += timedelta(days=1)
+        except ClientError as exc:
+            raise translate(exc) from exc
+        found.sort(key=lambda item: str(item["GSI2SK"]))
+        return found if limit is None else found[:limit]
+
+    def _query_due_partition(
+        self, partition: str, low: str, high: str, limit: int | None
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": "GSI2",
+            "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK BETWEEN :low AND :high",
+            "ExpressionAttributeValues": marshal({":pk": partition, ":low": low, ":high": high}),
+        }
+        if limit is not None:
+            kwargs["Limit"] = limit
+        items: list[dict[str, Any]] = []
+        while limit is None or len(items) < limit:
+            response = self.client.query(**kwargs)
+            items += [unmarshal(raw) for raw in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items
+
+
+def versioned(request: dict[str, Any], expected_version: int | None) -> dict[str, Any]:
+    """A Put or Update request made conditional: creation only if the item is absent (`expected_version`
+    None), a change only if the item is still at the version read."""
+    if expected_version is None:
+        return {**request, "ConditionExpression": "attribute_not_exists(PK)"}
+    return {
+        **request,
+        "ConditionExpression": "#version = :expected",
+        "ExpressionAttributeNames": {"#version": "version"},
+        "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+    }
+
+
+def marshal(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: serializer.serialize(value) for key, value in item.items() if value is not None}
+
+
+def unmarshal(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: deserializer.deserialize(value) for key, value in item.items()}
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def cancellation_codes(exc: ClientError) -> list[str]:
+    reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+    return [str(reason.get("Code") or "None") for reason in reasons]
+
+
+def translate(exc: ClientError) -> Exception:
+    """Throttling and transient faults become RetryableError; anything else stays as it was."""
+    if error_code(exc) in RETRYABLE_CODES:
+        return RetryableError("The database is busy; try again")
+    return exc

@@ -1,0 +1,105 @@
+"""Environment, read once at cold start into a validated model."""
+
+import os
+from datetime import timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from crm.follow_ups.rules import SpeedToLeadSla
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = "dev"
+    table_name: str = Field(min_length=1)
+    allowed_origins: tuple[str, ...] = ()
+    public_base_url: str = "http://127.0.0.1:3000"
+    partner_secrets_path: str = "/leadflow/dev/partners"
+    # Write-sharding for low-cardinality index keys (status, source, unassigned queue).
+    index_shards: int = Field(default=4, ge=1, le=64)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    honeypot_field: str = "_gotcha"
+    # Assignment and notifications (crm.assignment.routing, crm.assignment.service,
+    # crm.notifications.delivery).
+    sales_threshold: int = Field(default=70, ge=0, le=1000)
+    default_team: str = Field(default="sales", min_length=1)
+    after_hours_policy: Literal["assign", "wait"] = "assign"
+    assignment_queue_url: str = ""
+    notification_queue_url: str = ""
+    notification_sender: str = "leads@leadflow.local"
+    ses_configuration_set: str = ""
+    # Queue consumers: where a message goes after its last attempt, and the retry backoff's first step.
+    dead_letter_queue_url: str = ""
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    retry_base_seconds: int = Field(default=10, ge=0, le=900)
+    # A lead that is not qualified converts only with `force: true` from a manager or admin.
+    conversion_requires_qualification: bool = True
+    # Lead scoring (crm.scoring.service): behavioural points halve every this many days; 0 or unset: no decay.
+    score_half_life_days: float | None = Field(default=None, gt=0, le=3650)
+    rescore_queue_url: str = ""
+    rescore_page_size: int = Field(default=50, ge=1, le=500)
+    rescore_concurrency: int = Field(default=8, ge=1, le=32)
+
+    # Speed to lead (crm.follow_ups.rules): a new lead not contacted within this many minutes of working time
+    # escalates to its team's managers (0: off); working time as `mon-fri 09:00-17:00 Europe/London`, or
+    # empty for around the clock.
+    speed_to_lead_sla_minutes: int = Field(default=60, ge=0, le=60 * 24 * 30)
+    sla_working_hours: str = "mon-fri 09:00-17:00 UTC"
+
+    # Lists and analytics (crm.queries.lists, crm.analytics.counters): the page cursor's HMAC key, given
+    # directly
+    # (tests) or, in AWS, as the ARN of the Secrets Manager secret the stack generates (CURSOR_KEY_SECRET);
+    # one line per key, newest first, during a rotation (crm.platform.signing_keys).
+    cursor_signing_key: str = ""
+    cursor_key_secret: str = ""
+    # Nurture emails (crm.nurture.unsubscribe): the HMAC key of one-click unsubscribe links, configured
+    # like the
+    # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the secret UNSUBSCRIBE_KEY_SECRET).
+    unsubscribe_signing_key: str = ""
+    unsubscribe_key_secret: str = ""
+
+    @field_validator("score_half_life_days", mode="before")
+    @classmethod
+    def zero_turns_decay_off(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        try:
+            return None if float(value) == 0 else value  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return value  # reported by the field's own validation
+
+    @field_validator("sla_working_hours")
+    @classmethod
+    def readable_working_hours(cls, value: str) -> str:
+        from crm.follow_ups.rules import parse_working_hours
+
+        parse_working_hours(value)  # ValueError says what is expected
+        return value
+
+    def speed_to_lead_sla(self) -> "SpeedToLeadSla":
+        from crm.follow_ups.rules import SpeedToLeadSla, parse_working_hours
+
+        return SpeedToLeadSla(
+            allowance=timedelta(minutes=self.speed_to_lead_sla_minutes),
+            hours=parse_working_hours(self.sla_working_hours),
+        )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+        return value
+
+
+@cache
+def get_settings() -> Settings:
+    names = Settings.model_fields.keys()
+    values = {name: os.environ[name.upper()] for name in names if name.upper() in os.environ}
+    return Settings.model_validate(values)

@@ -1,0 +1,202 @@
+"""The DynamoDB adapter of `crm.queries.search.SearchIndex`: search-token items in the single table.
+
+    token item   PK=SEARCH#<scope>#<first 2 chars of token>   SK=<token>#<lead id>
+                 (lead_id, tokens: all the lead's tokens, lead_version)
+    manifest     PK=SEARCHDOC#<lead id>   SK=SEARCHDOC   (keys: the token items written, lead_version)
+
+A lead has one token item per (token, scope); the scopes are the ones of crm.queries.search.lead_scopes, so a
+search reads only partitions the caller may see. A prefix search is one Query per scope partition
+(`SK BETWEEN <prefix> AND <prefix>\\U0010ffff`), merged by sort key. A lead matching through several tokens
+is listed once, at its smallest matching token (each item carries the lead's token list to decide).
+
+`sync` is driven by the table's stream and is idempotent: it reads the manifest, and in one transaction
+deletes the items no longer wanted, writes the wanted ones and moves the manifest to the new version, on
+the condition that the manifest is not newer. A redelivered or out-of-date change is a no-op.
+"""
+
+import heapq
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from crm.leads.model import Lead
+from crm.platform.dynamo import TableRepository
+from crm.platform.errors import RetryableError
+from crm.queries.list_repository import marshal, resume_bounds, unmarshal
+from crm.queries.search import SearchHit, first_matching_token, lead_scopes, tokens_for
+
+SEARCH_ENTITY = "search_token"
+MANIFEST_ENTITY = "search_doc"
+_TOP = "\U0010ffff"
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-query")
+
+
+def token_key(scope: str, token: str, lead_id: str) -> dict[str, str]:
+    return {"PK": f"SEARCH#{scope}#{token[:2]}", "SK": f"{token}#{lead_id}"}
+
+
+def manifest_key(lead_id: str) -> dict[str, str]:
+    return {"PK": f"SEARCHDOC#{lead_id}", "SK": "SEARCHDOC"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(exc: ClientError) -> Exception:
+    if _code(exc) in _RETRYABLE:
+        return RetryableError("The database is busy; try again")
+    return exc
+
+
+def wanted_items(lead: Lead, version: int) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every token item this lead should have, by (PK, SK)."""
+    tokens = tokens_for(lead)
+    items: dict[tuple[str, str], dict[str, Any]] = {}
+    for scope in lead_scopes(lead):
+        for token in tokens:
+            key = token_key(scope, token, lead.id)
+            items[(key["PK"], key["SK"])] = {
+                **key,
+                "entity": SEARCH_ENTITY,
+                "lead_id": lead.id,
+                "tokens": tokens,
+                "lead_version": version,
+            }
+    return items
+
+
+class DynamoSearchIndex(TableRepository):
+    # ------------------------------------------------------------------ reads
+    def search(self, scopes: list[str], prefix: str, limit: int, after: str | None) -> list[SearchHit]:
+        bounds = resume_bounds(prefix, prefix + _TOP, False, after)
+        if bounds is None or len(prefix) < 2:
+            return []
+        lower, upper = bounds[0] or prefix, bounds[1] or prefix + _TOP
+        page_size = limit + 2
+        partitions = [f"SEARCH#{scope}#{prefix[:2]}" for scope in scopes]
+        first_pages = list(
+            _executor().map(lambda pk: self._query(pk, lower, upper, page_size, None), partitions)
+        )
+        streams = [
+            self._stream(pk, lower, upper, page_size, first)
+            for pk, first in zip(partitions, first_pages, strict=True)
+        ]
+        hits: list[SearchHit] = []
+        for item in heapq.merge(*streams, key=lambda i: str(i["SK"])):
+            sort_key = str(item["SK"])
+            if sort_key == after or (hits and hits[-1].sort_key == sort_key):
+                continue
+            token = sort_key.rsplit("#", 1)[0]
+            # A lead found through several tokens is listed once, at its smallest matching one.
+            if first_matching_token(list(item.get("tokens") or []), prefix) != token:
+                continue
+            hits.append(SearchHit(sort_key=sort_key, lead_id=str(item["lead_id"])))
+            if len(hits) == limit + 1:
+                break
+        return hits
+
+    def _stream(
+        self,
+        pk: str,
+        lower: str,
+        upper: str,
+        page_size: int,
+        first: tuple[list[dict[str, Any]], dict[str, Any] | None],
+    ) -> Iterator[dict[str, Any]]:
+        items, last_key = first
+        while True:
+            yield from items
+            if last_key is None:
+                return
+            items, last_key = self._query(pk, lower, upper, page_size, last_key)
+
+    def _query(
+        self, pk: str, lower: str, upper: str, limit: int, start: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lower AND :upper",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":lower": {"S": lower}, ":upper": {"S": upper}},
+            "Limit": limit,
+        }
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            response = self.client.query(**kwargs)
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        return [unmarshal(raw) for raw in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    # ------------------------------------------------------------------ writes
+    def sync(self, lead_id: str, lead: Lead | None, version: int) -> bool:
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=marshal(manifest_key(lead_id)), ConsistentRead=True
+            )
+        except ClientError as exc:
+            raise _translate(exc) from exc
+        manifest = unmarshal(response["Item"]) if "Item" in response else None
+        if manifest is not None and int(manifest["lead_version"]) > version:
+            return False
+        current = {(str(pk), str(sk)) for pk, sk in (manifest.get("keys") or [])} if manifest else set()
+        wanted = wanted_items(lead, version) if lead is not None else {}
+        current_tokens = list(manifest.get("tokens") or []) if manifest else []
+        wanted_tokens = tokens_for(lead) if lead is not None else []
+        if set(wanted) == current and wanted_tokens == current_tokens:
+            return True  # nothing searchable changed (a score, a status...)
+        operations: list[Any] = [
+            {"Delete": {"TableName": self.table_name, "Key": marshal({"PK": pk, "SK": sk})}}
+            for pk, sk in sorted(current - set(wanted))
+        ]
+        operations += [
+            {"Put": {"TableName": self.table_name, "Item": marshal(item)}} for item in wanted.values()
+        ]
+        guard = {
+            "ConditionExpression": "attribute_not_exists(PK) OR lead_version <= :version",
+            "ExpressionAttributeValues": {":version": {"N": str(version)}},
+        }
+        if lead is None:
+            operations.append(
+                {"Delete": {"TableName": self.table_name, "Key": marshal(manifest_key(lead_id)), **guard}}
+            )
+        else:
+            manifest_item = {
+                **manifest_key(lead_id),
+                "entity": MANIFEST_ENTITY,
+                "lead_id": lead_id,
+                "keys": [list(key) for key in sorted(wanted)],
+                "tokens": wanted_tokens,
+                "lead_version": version,
+            }
+            operations.append(
+                {"Put": {"TableName": self.table_name, "Item": marshal(manifest_item), **guard}}
+            )
+        try:
+            self.client.transact_write_items(TransactItems=operations)
+        except ClientError as exc:
+            if _code(exc) == "TransactionCanceledException":
+                reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+                if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
+                    return False  # a newer version was indexed meanwhile
+                raise RetryableError("The search index could not be updated; try again") from exc
+            raise _translate(exc) from exc
+        return True

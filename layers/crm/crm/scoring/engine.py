@@ -1,0 +1,448 @@
+"""Lead scoring: rules (data, see `crm.scoring.rules`) applied to a lead and its activities.
+
+Pure domain logic: no AWS, no I/O. Rules are compiled once into plain callables (`CompiledRules`),
+so scoring a lead is a loop over matchers. Every score comes with its ledger (`ScoreBreakdown`).
+
+Semantics a rule author can rely on:
+- Text comparisons ignore case and surrounding spaces; `regex` searches anywhere in the value, ignoring case.
+- A number rule (gt, between, equals 5, ...) also reads numeric text, e.g. a custom field "5000".
+- An absent value (missing, null, blank text, empty list) matches only `not_exists`: `not_equals X`
+  does not match a lead that has no value at all.
+- A list value (a multi-select custom field) matches when any item does; `not_equals` when none does.
+- Rules sharing a `group` are tiers: only the best-scoring match of a group counts.
+- Behavioural rules give their points per matching activity (by activity type), then decay with the
+  activity's age, then the cap limits the rule's total.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from operator import attrgetter, ge, gt, le, lt
+from typing import Any, NamedTuple
+
+from crm.leads.model import Activity, Lead, LeadStatus
+from crm.platform import clock
+from crm.scoring.rules import (
+    ACTIVITY_TYPE_FIELD,
+    CUSTOM_FIELD_PREFIX,
+    Operator,
+    RuleScalar,
+    RuleValue,
+    ScoreBreakdown,
+    ScoreEntry,
+    ScoringCategory,
+    ScoringRule,
+    compiled_pattern,
+    is_number,
+)
+
+MIN_SCORE = 0
+MAX_SCORE = 1000
+AUTO_QUALIFY_SCORE = 80
+GRADE_THRESHOLDS = ((90, "A+"), (80, "A"), (70, "B"), (60, "C"), (50, "D"))
+LOWEST_GRADE = "F"
+# Python's `re` has no timeout: a regex only ever sees this much of a value (the schema's longest text).
+MAX_REGEX_INPUT = 255
+SECONDS_PER_DAY = 86_400
+
+Matcher = Callable[[Any], bool]
+_NUMBER_COMPARISONS: dict[Operator, Callable[[Any, Any], bool]] = {
+    Operator.GT: gt,
+    Operator.GTE: ge,
+    Operator.LT: lt,
+    Operator.LTE: le,
+}
+
+
+def grade_for(score: int) -> str:
+    for threshold, grade in GRADE_THRESHOLDS:
+        if score >= threshold:
+            return grade
+    return LOWEST_GRADE
+
+
+def should_auto_qualify(lead: Lead, new_score: int) -> bool:
+    """Qualify a lead automatically once, the first time its score reaches 80.
+
+    A person's decision wins: a lead already qualified, unqualified or converted is left alone, and a
+    lead qualified before (qualified_at is set) is not qualified again after someone undid it.
+    """
+    return (
+        new_score >= AUTO_QUALIFY_SCORE
+        and lead.lead_status in (LeadStatus.NEW, LeadStatus.CONTACTED)
+        and not lead.qualified
+        and not lead.converted
+        and lead.qualified_at is None
+    )
+
+
+# ---------------------------------------------------------------- value matching
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip().casefold()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return clock.isoformat(value).casefold()
+    return None
+
+
+def _number(value: Any) -> int | float | Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            return None
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
+    return None
+
+
+def _is_present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | tuple | dict):
+        return bool(value)
+    return True
+
+
+def _any_item(test: Matcher, value: Any) -> bool:
+    # A list (a multi-select custom field) matches when any of its items does.
+    if isinstance(value, list | tuple):
+        return any(map(test, value))
+    return test(value)
+
+
+def _item_test(operator: Operator, expected: RuleValue) -> Matcher:
+    """The test of one value; an absent value fails it (no text, no number, no match)."""
+    if operator in (Operator.EQUALS, Operator.NOT_EQUALS):
+        if is_number(expected):
+            return lambda actual: _number(actual) == expected
+        wanted = _text(expected)
+        return lambda actual: _text(actual) == wanted
+    if operator is Operator.IN:
+        assert isinstance(expected, list)
+        numbers = {item for item in expected if is_number(item)}
+        texts = {_text(item) for item in expected if not is_number(item)}
+        return lambda actual: _number(actual) in numbers or _text(actual) in texts
+    if operator in _NUMBER_COMPARISONS:
+        compare = _NUMBER_COMPARISONS[operator]
+
+        def compares(actual: Any) -> bool:
+            number = _number(actual)
+            return number is not None and compare(number, expected)
+
+        return compares
+    if operator is Operator.BETWEEN:
+        assert isinstance(expected, list)
+        low, high = expected
+        assert is_number(low) and is_number(high)
+
+        def within(actual: Any) -> bool:
+            number = _number(actual)
+            return number is not None and low <= number <= high
+
+        return within
+    if operator is Operator.REGEX:
+        assert isinstance(expected, str)
+        pattern = compiled_pattern(expected)
+
+        def searches(actual: Any) -> bool:
+            subject = actual if isinstance(actual, str) else _text(actual)
+            if not subject or subject.isspace():
+                return False
+            return pattern.search(subject[:MAX_REGEX_INPUT]) is not None
+
+        return searches
+    needle = _text(expected) or ""
+    text_test: Callable[[str], bool] = {
+        Operator.CONTAINS: lambda text: needle in text,
+        Operator.STARTS_WITH: lambda text: text.startswith(needle),
+        Operator.ENDS_WITH: lambda text: text.endswith(needle),
+    }[operator]
+
+    def matches_text(actual: Any) -> bool:
+        text = _text(actual)
+        return text is not None and text_test(text)
+
+    return matches_text
+
+
+def compile_matcher(operator: Operator, expected: RuleValue) -> Matcher:
+    """A callable telling whether a value (a lead field, an activity type) satisfies the rule."""
+    if operator is Operator.EXISTS:
+        return _is_present
+    if operator is Operator.NOT_EXISTS:
+        return lambda actual: not _is_present(actual)
+    test = _item_test(operator, expected)
+    if operator is Operator.NOT_EQUALS:
+        return lambda actual: _is_present(actual) and not _any_item(test, actual)
+    return partial(_any_item, test)
+
+
+def _reader(field: str) -> Callable[[Lead], Any]:
+    if field.startswith(CUSTOM_FIELD_PREFIX):
+        key = field.removeprefix(CUSTOM_FIELD_PREFIX)
+        return lambda lead: lead.custom_fields.get(key)
+    return attrgetter(field)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass(slots=True)
+class _Award:
+    """A matched rule before rounding: `points` is exact (decayed, capped)."""
+
+    rule: ScoringRule
+    points: float
+    raw_points: int
+    awarded_at: datetime
+    matched_value: Any = None
+    activity_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _AttributeRule:
+    rule: ScoringRule
+    read: Callable[[Lead], Any]
+    matches: Matcher
+
+    def award(self, lead: Lead) -> _Award | None:
+        value = self.read(lead)
+        if not self.matches(value):
+            return None
+        return _Award(self.rule, self.rule.points, self.rule.points, lead.updated_at, matched_value=value)
+
+
+# Per activity type: (when it happened, its decay weight in 0..1).
+_Occurrences = dict[str, list[tuple[datetime, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _BehaviouralRule:
+    rule: ScoringRule
+    matches_type: Matcher
+
+    def award(self, occurrences: _Occurrences, now: datetime) -> _Award | None:
+        window = self.rule.window_days
+        cutoff = now - timedelta(days=window) if window is not None else None
+        counted = [
+            (happened_at, weight)
+            for activity_type, found in occurrences.items()
+            if self.matches_type(activity_type)
+            for happened_at, weight in found
+            if cutoff is None or happened_at > cutoff
+        ]
+        if not counted:
+            return None
+        points = self.rule.points * math.fsum(weight for _, weight in counted)
+        if self.rule.cap is not None:
+            points = math.copysign(min(abs(points), self.rule.cap), points)
+        return _Award(
+            self.rule,
+            points,
+            self.rule.points * len(counted),
+            max(happened_at for happened_at, _ in counted),
+            activity_count=len(counted),
+        )
+
+
+def _occurrences(activities: Iterable[Activity], now: datetime, half_life_days: float | None) -> _Occurrences:
+    by_type: _Occurrences = defaultdict(list)
+    for activity in activities:
+        weight = 1.0
+        if half_life_days is not None:
+            # An activity stamped slightly in the future (clock skew) counts as new, never as more than new.
+            age_days = max(0.0, (now - activity.created_at).total_seconds() / SECONDS_PER_DAY)
+            weight = 0.5 ** (age_days / half_life_days)
+        by_type[activity.type].append((activity.created_at, weight))
+    return by_type
+
+
+def _best_of_each_group(awards: list[_Award]) -> list[_Award]:
+    best: dict[str, _Award] = {}
+    for award in awards:
+        group = award.rule.group
+        if group is not None and (group not in best or award.points > best[group].points):
+            best[group] = award
+    return [award for award in awards if award.rule.group is None or best[award.rule.group] is award]
+
+
+def round_half_up(value: float) -> int:
+    # Decay makes points floats: drop float noise (9.9999999997) before rounding halves up.
+    return math.floor(round(value, 9) + 0.5)
+
+
+def _ledger(awards: list[_Award]) -> list[ScoreEntry]:
+    """Entries in whole points that add up to the rounded total.
+
+    Each entry gets the change in the rounded running total, so rounding never adds or loses a point
+    across the ledger; an entry differs from its exact points by less than one.
+    """
+    entries = []
+    running_total = 0.0
+    rounded_so_far = 0
+    for award in awards:
+        running_total += award.points
+        rounded = round_half_up(running_total)
+        entries.append(
+            ScoreEntry(
+                rule_id=award.rule.id,
+                rule_name=award.rule.name,
+                category=award.rule.category,
+                points=rounded - rounded_so_far,
+                raw_points=award.raw_points,
+                matched_value=award.matched_value,
+                activity_count=award.activity_count,
+                awarded_at=award.awarded_at,
+            )
+        )
+        rounded_so_far = rounded
+    return entries
+
+
+class CompiledRules:
+    """A rule list turned into matchers once; score as many leads with it as needed."""
+
+    def __init__(self, rules: Iterable[ScoringRule]) -> None:
+        active = [rule for rule in rules if rule.active]
+        self._attribute_rules = [
+            _AttributeRule(rule, _reader(rule.field), compile_matcher(rule.operator, rule.value))
+            for rule in active
+            if rule.field != ACTIVITY_TYPE_FIELD
+        ]
+        self._behavioural_rules = [
+            _BehaviouralRule(rule, compile_matcher(rule.operator, rule.value))
+            for rule in active
+            if rule.field == ACTIVITY_TYPE_FIELD
+        ]
+
+    def score(
+        self,
+        lead: Lead,
+        activities: Iterable[Activity],
+        now: datetime,
+        half_life_days: float | None = None,
+    ) -> ScoreBreakdown:
+        """The lead's score at `now`; `half_life_days` (None: no decay) ages behavioural points."""
+        if half_life_days is not None and not half_life_days > 0:
+            raise ValueError("half_life_days must be a positive number of days, or None for no decay")
+        awards = [rule.award(lead) for rule in self._attribute_rules]
+        if self._behavioural_rules:
+            occurrences = _occurrences(activities, now, half_life_days)
+            awards += [rule.award(occurrences, now) for rule in self._behavioural_rules]
+        entries = _ledger(_best_of_each_group([award for award in awards if award is not None]))
+        total = sum(entry.points for entry in entries)
+        score = min(max(total, MIN_SCORE), MAX_SCORE)
+        return ScoreBreakdown(
+            score=score,
+            grade=grade_for(score),
+            entries=entries,
+            limit_adjustment=score - total,
+            scored_at=now,
+        )
+
+
+def score_lead(
+    lead: Lead,
+    activities: list[Activity],
+    rules: list[ScoringRule],
+    now: datetime,
+    half_life_days: float | None = None,
+) -> ScoreBreakdown:
+    """Score one lead; to score many with the same rules, build `CompiledRules` once instead."""
+    return CompiledRules(rules).score(lead, activities, now, half_life_days)
+
+
+# ---------------------------------------------------------------- the rules a fresh install starts with
+
+DEFAULT_ACTIVITY_POINTS = {
+    "email_opened": 2,
+    "email_clicked": 5,
+    "page_viewed": 1,
+    "form_submitted": 10,
+    "demo_requested": 20,
+}
+# C-level titles match as words, because "Director" contains "cto".
+_C_LEVEL = r"\b(ceo|cto|cfo|coo|cmo|cio|chief)\b"
+_VP = r"vp|vice[\s-]*president"
+
+
+class _SeedRule(NamedTuple):
+    id: str
+    name: str
+    category: ScoringCategory
+    field: str
+    operator: Operator
+    value: RuleValue
+    points: int
+    group: str | None = None
+
+
+_PERSON, _COMPANY = ScoringCategory.DEMOGRAPHIC, ScoringCategory.FIRMOGRAPHIC
+_INDUSTRIES: list[RuleScalar] = ["Technology", "Finance", "Healthcare"]
+_SEED_ATTRIBUTE_RULES = (
+    _SeedRule(
+        "seed-title-c-level", "Title: C-level", _PERSON, "title", Operator.REGEX, _C_LEVEL, 20, "title"
+    ),
+    _SeedRule("seed-title-vp", "Title: VP", _PERSON, "title", Operator.REGEX, _VP, 15, "title"),
+    _SeedRule(
+        "seed-title-director", "Title: Director", _PERSON, "title", Operator.CONTAINS, "director", 10, "title"
+    ),
+    _SeedRule("seed-email-edu", "Email: .edu", _PERSON, "email", Operator.ENDS_WITH, ".edu", 5),
+    _SeedRule("seed-email-gov", "Email: .gov", _PERSON, "email", Operator.ENDS_WITH, ".gov", 10),
+    _SeedRule(
+        "seed-size-1000", "Over 1,000 employees", _COMPANY, "employee_count", Operator.GT, 1000, 15, "size"
+    ),
+    _SeedRule(
+        "seed-size-100", "Over 100 employees", _COMPANY, "employee_count", Operator.GT, 100, 10, "size"
+    ),
+    _SeedRule("seed-size-10", "Over 10 employees", _COMPANY, "employee_count", Operator.GT, 10, 5, "size"),
+    _SeedRule(
+        "seed-revenue-10m", "Revenue over $10M", _COMPANY, "annual_revenue", Operator.GT, 10**7, 15, "revenue"
+    ),
+    _SeedRule(
+        "seed-revenue-1m", "Revenue over $1M", _COMPANY, "annual_revenue", Operator.GT, 10**6, 10, "revenue"
+    ),
+    _SeedRule("seed-industry", "Target industry", _COMPANY, "industry", Operator.IN, _INDUSTRIES, 10),
+)
+
+
+def default_rules(now: datetime) -> list[ScoringRule]:
+    """The rules a fresh install scores with: the seed's scoring service exactly, behaviour uncapped.
+
+    Title, company size and revenue are tiers (one group each): a "VP and Director" gets 15, not 25.
+    Ids are fixed so that seeding twice finds the same rules.
+    """
+    activity_rules = [
+        _SeedRule(
+            f"seed-activity-{activity_type.replace('_', '-')}",
+            f"Activity: {activity_type.replace('_', ' ')}",
+            ScoringCategory.BEHAVIOURAL,
+            ACTIVITY_TYPE_FIELD,
+            Operator.EQUALS,
+            activity_type,
+            points,
+        )
+        for activity_type, points in DEFAULT_ACTIVITY_POINTS.items()
+    ]
+    return [
+        ScoringRule(created_at=now, **seed._asdict()) for seed in (*_SEED_ATTRIBUTE_RULES, *activity_rules)
+    ]

@@ -1,0 +1,74 @@
+"""Managing users (admins only) and what a change means for waiting leads.
+
+When a user is created or changed (back from absence, more capacity, new team, hours), the leads waiting
+in their teams' queues are sent for assignment again at once, rather than at the next sweep. Should that
+fail, the change stands and the sweep picks them up within minutes.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from botocore.exceptions import ClientError
+
+from crm.api.models.assignment import CreateUserRequest, UpdateUserRequest
+from crm.assignment.choice import Trigger
+from crm.assignment.repository import AssignmentRepository
+from crm.assignment.routing import RoutingService
+from crm.leads.permissions import require_role
+from crm.platform import clock
+from crm.platform.auth import Principal, Role
+from crm.platform.errors import RetryableError, VersionConflict
+from crm.platform.observability import logger
+from crm.users.model import User
+from crm.users.repository import UserRepository
+
+
+class UserService:
+    def __init__(
+        self,
+        users: UserRepository,
+        assignments: AssignmentRepository,
+        routing: RoutingService,
+        now: Callable[[], datetime] = clock.now,
+    ) -> None:
+        self.users = users
+        self.assignments = assignments
+        self.routing = routing
+        self.now = now
+
+    def with_directory_teams(self, principal: Principal) -> Principal:
+        """The principal with the teams the user directory gives them (matched by sub, else by email)."""
+        user = self.users.find(principal.subject, principal.email)
+        if user is None:
+            return principal
+        return replace(principal, teams=principal.teams | frozenset(user.teams))
+
+    def open_leads(self, users: list[User]) -> dict[str, int]:
+        return self.assignments.loads(user.sub for user in users)
+
+    def create(self, request: CreateUserRequest, by: Principal) -> User:
+        require_role(by, Role.ADMIN)
+        user = request.to_user(self.now())
+        self.users.create(user)
+        logger.info("User created", extra={"user": user.sub, "by": by.subject})
+        self._wake_waiting_leads(user.teams)
+        return user
+
+    def update(self, sub: str, request: UpdateUserRequest, version: int, by: Principal) -> User:
+        require_role(by, Role.ADMIN)
+        before = self.users.require(sub)
+        if before.version != version:
+            raise VersionConflict("The user was changed by someone else", current_version=before.version)
+        after = User.model_validate(request.apply(before, self.now()).model_dump())
+        stored = self.users.replace(before, after)
+        logger.info("User updated", extra={"user": sub, "by": by.subject, "version": stored.version})
+        self._wake_waiting_leads(set(before.teams) | set(stored.teams))
+        return stored
+
+    def _wake_waiting_leads(self, teams: set[str] | list[str]) -> None:
+        for team in sorted(set(teams)):
+            try:
+                self.routing.requeue_waiting(Trigger.USER_CHANGE, team)
+            except (RetryableError, ClientError):  # the change is stored; the sweep sends them within minutes
+                logger.warning("Waiting leads not requeued after a user change", extra={"team": team})
