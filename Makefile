@@ -43,10 +43,11 @@ dev-reset: ## Wipe the local stack's data
 token: $(STAMP) ## Print a JWT for a demo user: make token ROLE=manager, or AS=rep2
 	@$(BIN)/python -m devstack token $(if $(filter command line,$(origin AS)),--user $(AS),--role $(ROLE))
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the domain layer's import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/crm functions devstack
+	cd layers/crm && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 format: $(STAMP)
 	$(BIN)/ruff format .

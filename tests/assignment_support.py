@@ -10,7 +10,8 @@ from boto3.dynamodb.types import TypeSerializer
 from crm.leads.model import Lead, new_activity
 from crm.leads.repository import LeadItem, LeadRepository
 from crm.platform.auth import Role
-from crm.users.model import OutOfOffice, User, WorkingHours
+from crm.platform.working_hours import WorkingHours
+from crm.users.model import OutOfOffice, User
 from crm.users.repository import UserRepository
 
 NOW = datetime(2026, 11, 25, 9, 36, 19, tzinfo=UTC)

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
-from crm.leads.model import Lead, LeadStatus
+from crm.leads.model import Lead, LeadStatus, grade_for
 from crm.leads.repository import LeadItem
 from crm.platform.auth import Principal
-from crm.scoring.engine import grade_for
 
 ADMIN = Principal("admin-1", None, frozenset({"admin"}))
 MANAGER = Principal("manager-1", None, frozenset({"manager"}), frozenset({"sales"}))

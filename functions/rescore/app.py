@@ -3,19 +3,18 @@
 The daily schedule starts the decay pass here too: `{"action": "start_decay"}`.
 """
 
-import logging
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crm import bootstrap
+from crm.platform.batches import batch_processor
 from crm.platform.observability import logger, metrics, tracer
 from crm.scoring.rescoring import RescorePage
 
 START_DECAY = "start_decay"
-# Failed records are logged with their traceback, through Powertools' (JSON) logger.
-processor = BatchProcessor(event_type=EventType.SQS, logger=logging.getLogger(logger.name))
+processor = batch_processor(EventType.SQS)
 
 
 def handle_page(record: SQSRecord) -> None:

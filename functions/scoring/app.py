@@ -4,18 +4,16 @@ The event source mapping's filter criteria drop this function's own score writes
 idempotent (a redelivered record rescores to the same result and writes nothing).
 """
 
-import logging
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crm import bootstrap
+from crm.platform.batches import batch_processor
 from crm.platform.observability import logger, metrics, tracer
 from crm.scoring.service import StreamBatch
 
-# Failed records are logged with their traceback by Powertools' own (JSON) logger.
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams, logger=logging.getLogger(logger.name))
+processor = batch_processor(EventType.DynamoDBStreams)
 
 
 @logger.inject_lambda_context

@@ -89,8 +89,8 @@ def raw_transactions(client: Any, table: str, workers: int, seconds: float) -> f
 
 def assign_all(service: Any, lead_ids: list[str], workers: int) -> tuple[float, int]:
     """Assign every lead from `workers` threads; returns (assignments per second, lost races)."""
+    from crm.assignment import repository as assignment_repository
     from crm.assignment.choice import Trigger
-    from crm.assignment.choice import repository as assignment_repository
 
     lost = Counter[str]()
     real_commit = assignment_repository.AssignmentRepository.commit_assignment

@@ -32,7 +32,7 @@ os.environ.update(
 
 import boto3
 from crm.analytics.repository import counter_items
-from crm.queries.list_repository import marshal
+from crm.platform.dynamo import marshal
 
 from devstack.dynamodb_local import DynamoDBLocal
 from devstack.provision import table_definition

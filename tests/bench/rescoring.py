@@ -36,8 +36,9 @@ os.environ.update(
 
 import boto3
 from botocore.config import Config
-from crm.leads.model import Activity, Lead, new_id
+from crm.leads.model import Activity, Lead
 from crm.leads.repository import LeadRepository
+from crm.platform.ids import new_id
 from crm.scoring.repository import RescoreJobRepository, ScoreRepository, ScoringRuleRepository
 from crm.scoring.rescore_queue import InMemoryRescoreQueue
 from crm.scoring.rescoring import RescoreJob

@@ -9,9 +9,11 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from crm import bootstrap
+from crm.analytics.reactions import count_for_analytics
 from crm.leads.changes import LeadChange, LeadEventsDispatcher
-from crm.queries.list_repository import unmarshal
-from crm.queries.reactions import count_for_analytics, index_for_search, repair_list_index
+from crm.platform.dynamo import unmarshal
+from crm.queries.reactions import index_for_search, repair_list_index
 
 from devstack.provision import table_definition
 from devstack.template import Template
@@ -68,7 +70,13 @@ def lambda_record(record: dict[str, Any]) -> dict[str, Any]:
 
 def project(records: list[dict[str, Any]]) -> int:
     """Run the projection handlers over lead records, as LeadEventsFunction does; returns how many."""
-    dispatcher = LeadEventsDispatcher([repair_list_index, index_for_search, count_for_analytics])
+    dispatcher = LeadEventsDispatcher(
+        [
+            lambda change: repair_list_index(change, bootstrap.lead_query_service()),
+            lambda change: index_for_search(change, bootstrap.lead_query_service()),
+            lambda change: count_for_analytics(change, bootstrap.analytics_service()),
+        ]
+    )
     handled = 0
     for record in records:
         wrapped = DynamoDBRecord(lambda_record(record))

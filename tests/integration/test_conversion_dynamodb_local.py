@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from crm.conversion.model import ConversionOptions
 from crm.conversion.repository import ConversionRepository
-from crm.conversion.service import ConversionOptions, ConversionService
+from crm.conversion.service import ConversionService
 from crm.leads.model import Channel, Lead, LeadStatus, LeadSubmission, new_lead
 from crm.leads.repository import LeadRepository
 from crm.leads.task_repository import TaskRepository

@@ -20,8 +20,8 @@ from crm.leads.model import Lead, LeadStatus, new_activity
 from crm.leads.repository import LeadItem
 from crm.platform import clock
 from crm.platform.auth import Principal
+from crm.platform.dynamo import unmarshal
 from crm.platform.errors import BadQuery, NotFound, RetryableError
-from crm.queries.list_repository import unmarshal
 from crm.queries.lists import LeadListQuery
 from crm.tools.list_backfill import backfill
 

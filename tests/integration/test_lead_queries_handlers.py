@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from crm import bootstrap
+from crm.analytics.reactions import count_for_analytics
 from crm.leads.changes import LeadChange
 from crm.leads.repository import LeadItem
-from crm.queries.reactions import count_for_analytics
 
 from tests.lead_data import lead, store_leads
 from tests.support import event, response_json
@@ -104,7 +105,7 @@ def test_analytics_answer_managers_and_refuse_reps(invoke: Any, moto_stack: dict
     today = datetime.now(UTC).replace(microsecond=0)
     subject = lead(today - timedelta(hours=1), source="acme")
     item = LeadItem.from_lead(subject, 4).model_dump()
-    count_for_analytics(LeadChange("INSERT", subject.id, item, {}, "seq-1"))
+    count_for_analytics(LeadChange("INSERT", subject.id, item, {}, "seq-1"), bootstrap.analytics_service())
     day = today.date().isoformat()
 
     funnel = invoke(

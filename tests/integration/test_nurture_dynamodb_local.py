@@ -121,7 +121,7 @@ def flip_to_nurture(env: Env) -> tuple[Lead, dict[str, Any]]:
 
 
 def test_concurrent_deliveries_of_the_same_stream_record_enroll_the_lead_once(env: Env) -> None:
-    dispatcher = LeadEventsDispatcher([enroll_in_nurture])
+    dispatcher = LeadEventsDispatcher([lambda change: enroll_in_nurture(change, bootstrap.nurture_service())])
     flips = [flip_to_nurture(env) for _ in range(4)]
 
     for lead, record in flips:
@@ -145,7 +145,9 @@ def test_concurrent_deliveries_of_the_same_stream_record_enroll_the_lead_once(en
 
 def test_the_due_index_holds_active_enrollments_only(env: Env) -> None:
     lead, record = flip_to_nurture(env)
-    LeadEventsDispatcher([enroll_in_nurture]).handle(DynamoDBRecord(record))
+    LeadEventsDispatcher([lambda change: enroll_in_nurture(change, bootstrap.nurture_service())]).handle(
+        DynamoDBRecord(record)
+    )
     enrollment = env.nurture.get_enrollment(lead.id)
     assert enrollment is not None and enrollment.next_due_at is not None
     window = (enrollment.next_due_at - timedelta(minutes=1), enrollment.next_due_at + timedelta(minutes=1))
@@ -302,7 +304,9 @@ def test_a_permanent_bounce_marks_the_lead_and_the_stream_stops_its_sequence(
     function_env("LeadEventsFunction")
     record = stream_event([("MODIFY", marked, lead)])["Records"][0]
     for _ in range(2):  # the record, and a redelivery of it
-        LeadEventsDispatcher([stop_nurture]).handle(DynamoDBRecord(record))
+        LeadEventsDispatcher([lambda change: stop_nurture(change, bootstrap.nurture_service())]).handle(
+            DynamoDBRecord(record)
+        )
 
     enrollment = env.nurture.get_enrollment(lead.id)
     assert enrollment is not None and enrollment.state is EnrollmentState.STOPPED

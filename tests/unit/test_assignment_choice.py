@@ -5,7 +5,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from crm.assignment.choice import Method, choose_rep, describe_choice
 from crm.platform.auth import Role
-from crm.users.model import OutOfOffice, Unavailable, User, Weekday, WorkingHours
+from crm.platform.working_hours import Weekday, WorkingHours
+from crm.users.model import OutOfOffice, Unavailable, User
 from pydantic import ValidationError
 
 # Wednesday 25 November 2026, 10:00 UTC (11:00 in Paris, 05:00 in New York).

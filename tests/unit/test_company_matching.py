@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from crm.conversion.service import (
+from crm.conversion.model import (
     Company,
     Contact,
     ConversionOptions,

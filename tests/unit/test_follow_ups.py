@@ -3,19 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm.follow_ups.rules import (
-    SpeedToLeadSla,
-    awaits_first_contact,
-    follow_up_tasks,
-    parse_working_hours,
-    sla_stop_reason,
-    task_closing_reason,
-)
-from crm.leads.model import LeadStatus
-from crm.leads.tasks import TaskKind, TaskPriority
+from crm.follow_ups.rules import SpeedToLeadSla, follow_up_tasks
+from crm.leads.model import LeadStatus, awaits_first_contact, sla_stop_reason
+from crm.leads.tasks import TaskKind, TaskPriority, task_closing_reason
 from crm.platform.scheduler import DueWork, FollowUpScheduler
 from crm.platform.settings import Settings
-from crm.users.model import WorkingHours
+from crm.platform.working_hours import WorkingHours, parse_working_hours
 from pydantic import ValidationError
 
 from tests.assignment_support import lead_model

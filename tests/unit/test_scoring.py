@@ -3,8 +3,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from crm.leads.model import Activity, Lead, LeadStatus
-from crm.scoring.engine import CompiledRules, default_rules, grade_for, score_lead, should_auto_qualify
+from crm.leads.model import Activity, Lead, LeadStatus, grade_for
+from crm.scoring.engine import CompiledRules, default_rules, score_lead, should_auto_qualify
 from crm.scoring.rules import ScoreBreakdown, ScoringCategory, ScoringRule, ScoringRuleInput
 from pydantic import ValidationError
 

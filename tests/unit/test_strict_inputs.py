@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from crm.api.models.assignment import (
-    AssignmentRuleInput,
     CreateUserRequest,
     UpdateAssignmentRuleRequest,
     UpdateUserRequest,
@@ -16,6 +15,7 @@ from crm.api.models.leads import CreateLeadRequest
 from crm.api.models.lifecycle import UpdateLeadRequest
 from crm.api.models.nurture import UpdateNurtureSequenceRequest
 from crm.api.models.scoring import ScoringRulePatchRequest, ScoringRuleReplaceRequest
+from crm.assignment.rules import AssignmentRuleInput
 from crm.nurture.sequences import NurtureSequence, NurtureSequenceInput
 from crm.platform.errors import InvalidInput
 from crm.platform.http import model_from, parse_json_object

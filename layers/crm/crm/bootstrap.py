@@ -1,7 +1,14 @@
-"""Composition root: the services each function uses, built once per execution environment."""
+"""Composition root: the services each function uses, built once per execution environment.
 
+Every service gets its collaborators here, through its constructor; nothing below this module imports it.
+`lead_change_reactions()` is the one list that wires each context's reactions to lead changes (the
+lead-events stream) to the service it needs. Getters import what they build when first called, so the
+capture function's cold start does not pay for the contexts it never uses.
+"""
+
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crm.capture.service import CaptureService
 from crm.leads.repository import LeadRepository
@@ -15,7 +22,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.assignment.service import AssignmentService
     from crm.conversion.service import ConversionService
     from crm.follow_ups.service import FollowUpService
-    from crm.leads.changes import LeadEventsDispatcher
+    from crm.leads.changes import LeadChange, LeadEventsDispatcher
     from crm.leads.model import Lead
     from crm.lifecycle.service import LifecycleService, TaskService
     from crm.notifications.delivery import NotificationService
@@ -37,14 +44,24 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.users.repository import UserRepository
     from crm.users.service import UserService
 
+Built = TypeVar("Built")
+_BUILT: list[Any] = []
 
-@cache
+
+def built_once(getter: Callable[[], Built]) -> Callable[[], Built]:
+    """Build on first call, then keep (one per execution environment); `reset()` forgets them all."""
+    cached = cache(getter)
+    _BUILT.append(cached)
+    return cached
+
+
+@built_once
 def lead_repository() -> LeadRepository:
     settings = get_settings()
     return LeadRepository(settings.table_name, shards=settings.index_shards)
 
 
-@cache
+@built_once
 def capture_service() -> CaptureService:
     return CaptureService(lead_repository(), assign_now=_assign_chat_lead)
 
@@ -53,10 +70,10 @@ def _assign_chat_lead(lead: "Lead") -> None:
     # Live chat leads are assigned during the capture; the assignment code loads only when a chat arrives.
     from crm.assignment.routing import assign_chat_lead
 
-    assign_chat_lead(lead)
+    assign_chat_lead(lead, assignment_service(), routing_service())
 
 
-@cache
+@built_once
 def lifecycle_service() -> "LifecycleService":
     from crm.lifecycle.repository import LeadChangeRepository
     from crm.lifecycle.service import LifecycleService
@@ -66,7 +83,7 @@ def lifecycle_service() -> "LifecycleService":
     return LifecycleService(lead_repository(), changes)
 
 
-@cache
+@built_once
 def task_service() -> "TaskService":
     from crm.leads.task_repository import TaskRepository
     from crm.lifecycle.service import TaskService
@@ -77,7 +94,7 @@ def task_service() -> "TaskService":
     )
 
 
-@cache
+@built_once
 def conversion_service() -> "ConversionService":
     from crm.conversion.repository import ConversionRepository
     from crm.conversion.service import ConversionService
@@ -90,7 +107,7 @@ def conversion_service() -> "ConversionService":
     )
 
 
-@cache
+@built_once
 def scoring_service() -> "ScoringService":
     from crm.scoring.repository import ScoreRepository, ScoringRuleRepository
     from crm.scoring.service import ScoringService
@@ -103,7 +120,7 @@ def scoring_service() -> "ScoringService":
     )
 
 
-@cache
+@built_once
 def rescore_service() -> "RescoreService":
     from crm.scoring.repository import RescoreJobRepository
     from crm.scoring.rescore_queue import SqsRescoreQueue
@@ -122,14 +139,14 @@ def rescore_service() -> "RescoreService":
     )
 
 
-@cache
+@built_once
 def rule_service() -> "RuleService":
     from crm.scoring.service import RuleService
 
     return RuleService(scoring_service().rules)
 
 
-@cache
+@built_once
 def activity_service() -> "ActivityService":
     from crm.scoring.service import ActivityService
 
@@ -139,14 +156,14 @@ def activity_service() -> "ActivityService":
 # ---------------------------------------------------------------- assignment and notifications
 
 
-@cache
+@built_once
 def user_repository() -> "UserRepository":
     from crm.users.repository import UserRepository
 
     return UserRepository(get_settings().table_name)
 
 
-@cache
+@built_once
 def assignment_repository() -> "AssignmentRepository":
     from crm.assignment.repository import AssignmentRepository
 
@@ -154,14 +171,14 @@ def assignment_repository() -> "AssignmentRepository":
     return AssignmentRepository(settings.table_name, shards=settings.index_shards)
 
 
-@cache
+@built_once
 def publisher() -> "SqsPublisher":
     from crm.platform.queues import SqsPublisher
 
     return SqsPublisher()
 
 
-@cache
+@built_once
 def assignment_service() -> "AssignmentService":
     from crm.assignment.service import AssignmentService
 
@@ -177,7 +194,7 @@ def assignment_service() -> "AssignmentService":
     )
 
 
-@cache
+@built_once
 def routing_service() -> "RoutingService":
     from crm.assignment.routing import RoutingService
 
@@ -191,7 +208,7 @@ def routing_service() -> "RoutingService":
     )
 
 
-@cache
+@built_once
 def notification_service() -> "NotificationService":
     from datetime import timedelta
 
@@ -214,7 +231,7 @@ def notification_service() -> "NotificationService":
     )
 
 
-@cache
+@built_once
 def email_event_recorder() -> "EmailEventRecorder":
     from crm.notifications.repository import NotificationRepository
     from crm.notifications.ses_events import EmailEventRecorder
@@ -226,46 +243,87 @@ def email_event_recorder() -> "EmailEventRecorder":
     )
 
 
-@cache
+@built_once
 def user_service() -> "UserService":
+    from functools import partial
+
+    from crm.assignment.choice import Trigger
     from crm.users.service import UserService
 
-    return UserService(user_repository(), assignment_repository(), routing_service())
+    return UserService(
+        user_repository(),
+        open_leads=assignment_repository().loads,
+        wake_waiting_leads=partial(routing_service().requeue_waiting, Trigger.USER_CHANGE),
+    )
 
 
-@cache
+@built_once
 def assignment_rule_service() -> "AssignmentRuleService":
     from crm.assignment.rule_service import AssignmentRuleService
 
     return AssignmentRuleService(assignment_repository())
 
 
-@cache
+@built_once
 def lead_events_dispatcher() -> "LeadEventsDispatcher":
-    from crm.leads.changes import LeadEventsDispatcher, default_handlers
+    from crm.leads.changes import LeadEventsDispatcher
 
-    return LeadEventsDispatcher(default_handlers())
+    return LeadEventsDispatcher([_bound(reaction, service) for reaction, service in lead_change_reactions()])
+
+
+def lead_change_reactions() -> list[tuple[Callable[["LeadChange", Any], None], Callable[[], Any]]]:
+    """Each context's reactions to a lead change, in the order they run, with the service each needs."""
+    from crm.analytics.reactions import count_for_analytics
+    from crm.assignment.reactions import keep_open_lead_counters, notify_new_assignee, route_lead
+    from crm.follow_ups.reactions import (
+        close_what_no_longer_waits,
+        plan_follow_ups,
+        start_speed_to_lead_clock,
+    )
+    from crm.nurture.reactions import enroll_in_nurture, stop_nurture
+    from crm.queries.reactions import index_for_search, repair_list_index
+
+    return [
+        (route_lead, routing_service),
+        (keep_open_lead_counters, assignment_service),
+        (notify_new_assignee, assignment_service),
+        (start_speed_to_lead_clock, follow_up_service),
+        (plan_follow_ups, follow_up_service),
+        (close_what_no_longer_waits, follow_up_service),
+        (repair_list_index, lead_query_service),
+        (index_for_search, lead_query_service),
+        (count_for_analytics, analytics_service),
+        (enroll_in_nurture, nurture_service),
+        (stop_nurture, nurture_service),
+    ]
+
+
+def _bound(
+    reaction: Callable[["LeadChange", Any], None], service: Callable[[], Any]
+) -> Callable[["LeadChange"], None]:
+    # The service is built when a change first needs it, not when the dispatcher is.
+    return lambda change: reaction(change, service())
 
 
 def index_shards() -> int:
     return get_settings().index_shards
 
 
-@cache
+@built_once
 def list_repository() -> "LeadListRepository":
     from crm.queries.list_repository import LeadListRepository
 
     return LeadListRepository(get_settings().table_name)
 
 
-@cache
+@built_once
 def search_index() -> "SearchIndex":
     from crm.queries.search_repository import DynamoSearchIndex
 
     return DynamoSearchIndex(get_settings().table_name)
 
 
-@cache
+@built_once
 def cursor_codec() -> "CursorCodec":
     from crm.platform.cursor import CursorCodec
     from crm.platform.signing_keys import signing_keys
@@ -276,7 +334,7 @@ def cursor_codec() -> "CursorCodec":
     )
 
 
-@cache
+@built_once
 def lead_query_service() -> "LeadQueryService":
     from crm.queries.service import LeadQueryService
 
@@ -285,7 +343,7 @@ def lead_query_service() -> "LeadQueryService":
     )
 
 
-@cache
+@built_once
 def analytics_service() -> "AnalyticsService":
     from crm.analytics.repository import AnalyticsRepository
     from crm.analytics.service import AnalyticsService
@@ -294,11 +352,15 @@ def analytics_service() -> "AnalyticsService":
     return AnalyticsService(AnalyticsRepository(settings.table_name, settings.index_shards))
 
 
-@cache
+@built_once
 def follow_up_service() -> "FollowUpService":
+    from datetime import timedelta
+
     from crm.follow_ups.repository import FollowUpRepository
+    from crm.follow_ups.rules import SpeedToLeadSla
     from crm.follow_ups.service import FollowUpService
     from crm.leads.task_repository import TaskRepository
+    from crm.platform.working_hours import parse_working_hours
 
     settings = get_settings()
     return FollowUpService(
@@ -307,7 +369,10 @@ def follow_up_service() -> "FollowUpService":
         FollowUpRepository(settings.table_name, settings.index_shards),
         publisher(),
         notification_queue_url=settings.notification_queue_url,
-        sla=settings.speed_to_lead_sla(),
+        sla=SpeedToLeadSla(
+            allowance=timedelta(minutes=settings.speed_to_lead_sla_minutes),
+            hours=parse_working_hours(settings.sla_working_hours),
+        ),
         default_team=settings.default_team,
     )
 
@@ -317,7 +382,7 @@ def due_sources() -> list["DueSource"]:
     return [*follow_up_service().due_sources(), nurture_service().due_source()]
 
 
-@cache
+@built_once
 def follow_up_scheduler() -> "FollowUpScheduler":
     from crm.platform.checkpoints import CheckpointRepository
     from crm.platform.scheduler import FollowUpScheduler
@@ -328,7 +393,7 @@ def follow_up_scheduler() -> "FollowUpScheduler":
 # ---------------------------------------------------------------- nurture sequences and unsubscribe
 
 
-@cache
+@built_once
 def nurture_repository() -> "NurtureRepository":
     from crm.nurture.repository import NurtureRepository
 
@@ -336,14 +401,14 @@ def nurture_repository() -> "NurtureRepository":
     return NurtureRepository(settings.table_name, settings.index_shards)
 
 
-@cache
+@built_once
 def email_templates() -> "SesTemplateStore":
     from crm.notifications.templates import SesTemplateStore
 
     return SesTemplateStore()
 
 
-@cache
+@built_once
 def unsubscribe_tokens() -> "UnsubscribeTokens":
     from crm.nurture.unsubscribe import UnsubscribeTokens
     from crm.platform.signing_keys import signing_keys
@@ -356,14 +421,14 @@ def unsubscribe_tokens() -> "UnsubscribeTokens":
     )
 
 
-@cache
+@built_once
 def nurture_sequence_service() -> "NurtureSequenceService":
     from crm.nurture.service import NurtureSequenceService
 
     return NurtureSequenceService(nurture_repository(), email_templates())
 
 
-@cache
+@built_once
 def nurture_service() -> "NurtureService":
     from crm.nurture.service import NurtureService
 
@@ -377,7 +442,7 @@ def nurture_service() -> "NurtureService":
     )
 
 
-@cache
+@built_once
 def nurture_mailer() -> "NurtureMailer":
     from datetime import timedelta
 
@@ -399,7 +464,7 @@ def nurture_mailer() -> "NurtureMailer":
     )
 
 
-@cache
+@built_once
 def do_not_email_service() -> "DoNotEmailService":
     from crm.nurture.do_not_email import DoNotEmailService
 
@@ -418,39 +483,5 @@ def caller(event: dict[str, Any]) -> "Principal":
 
 def reset() -> None:
     """Forget built services (tests switch settings between cases)."""
-    for getter in (
-        user_repository,
-        assignment_repository,
-        publisher,
-        assignment_service,
-        routing_service,
-        notification_service,
-        email_event_recorder,
-        user_service,
-        assignment_rule_service,
-        lead_events_dispatcher,
-        list_repository,
-        search_index,
-        cursor_codec,
-        lead_query_service,
-        analytics_service,
-        follow_up_service,
-        follow_up_scheduler,
-        nurture_repository,
-        email_templates,
-        unsubscribe_tokens,
-        nurture_sequence_service,
-        nurture_service,
-        nurture_mailer,
-        do_not_email_service,
-    ):
+    for getter in _BUILT:
         getter.cache_clear()
-    scoring_service.cache_clear()
-    rescore_service.cache_clear()
-    rule_service.cache_clear()
-    activity_service.cache_clear()
-    lead_repository.cache_clear()
-    capture_service.cache_clear()
-    lifecycle_service.cache_clear()
-    task_service.cache_clear()
-    conversion_service.cache_clear()

@@ -41,39 +41,17 @@ from crm.analytics.counters import (
 from crm.leads.model import Lead, LeadStatus
 from crm.leads.repository import LeadItem
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository
+from crm.platform.dynamo import TableRepository, error_code, key_condition, marshal, translate, unmarshal
 from crm.platform.errors import RetryableError
-from crm.queries.list_repository import key_condition, marshal, unmarshal
 
 TRANSACTION_ATTEMPTS = 6
 MARKER_TTL_SECONDS = 3 * 86_400  # a stream keeps records 24 h: markers outlive any redelivery
 _TOP = "\U0010ffff"
-_RETRYABLE = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-    }
-)
 
 
 @cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=8, thread_name_prefix="analytics-query")
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _translate(exc: ClientError) -> Exception:
-    if _code(exc) in _RETRYABLE:
-        return RetryableError("The database is busy; try again")
-    return exc
 
 
 def _day_sk(day: date, value: str) -> str:
@@ -231,7 +209,7 @@ class AnalyticsRepository(TableRepository):
             except ClientError as exc:
                 reasons = self._reasons(exc)
                 contended = "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
-                if not (contended or _code(exc) == "TransactionConflictException"):
+                if not (contended or error_code(exc) == "TransactionConflictException"):
                     raise
                 if attempt == TRANSACTION_ATTEMPTS - 1:
                     raise
@@ -239,15 +217,15 @@ class AnalyticsRepository(TableRepository):
 
     @staticmethod
     def _reasons(exc: ClientError) -> list[str]:
-        if _code(exc) != "TransactionCanceledException":
+        if error_code(exc) != "TransactionCanceledException":
             return []
         return [str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])]
 
     @staticmethod
     def _failure(exc: ClientError) -> Exception:
-        if _code(exc) == "TransactionCanceledException":
+        if error_code(exc) == "TransactionCanceledException":
             return RetryableError("The analytics counters could not be updated; try again")
-        return _translate(exc)
+        return translate(exc)
 
     # ------------------------------------------------------------------ reads (the dashboards)
     def _query_all(self, pk: str, lower: str, upper: str) -> list[dict[str, Any]]:
@@ -267,7 +245,7 @@ class AnalyticsRepository(TableRepository):
                     return items
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def _period_items(self, prefix: str, dimension: str, periods: list[Period]) -> list[dict[str, Any]]:
         def read(period: Period) -> list[dict[str, Any]]:
@@ -333,7 +311,7 @@ class AnalyticsRepository(TableRepository):
                         return leads
                     kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
             except ClientError as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
 
         return [lead for leads in _executor().map(read, partitions) for lead in leads]
 
@@ -365,7 +343,7 @@ class AnalyticsRepository(TableRepository):
         try:
             self.client.put_item(TableName=self.table_name, Item=marshal(item))
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def reconciliation(self, day: date) -> dict[str, Any] | None:
         try:
@@ -375,5 +353,5 @@ class AnalyticsRepository(TableRepository):
                 ConsistentRead=True,
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return unmarshal(response["Item"]) if "Item" in response else None

@@ -33,10 +33,10 @@ from crm.platform.http import (
     parse_body,
     raw_body,
 )
+from crm.platform.ids import RECORD_ID
 from crm.platform.settings import get_settings
 from crm.users.model import team_name
 
-_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _QUEUE_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f-]{36}$")
 MAX_PAGE = 200
@@ -92,7 +92,9 @@ def update_rule(event: dict[str, Any], rule_id: str) -> Response[str]:
     principal = _staff(event)
     request: UpdateAssignmentRuleRequest = model_from(UpdateAssignmentRuleRequest, _json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
-    rule = bootstrap.assignment_rule_service().update(_rule_id(rule_id), request, version, principal)
+    rule = bootstrap.assignment_rule_service().update(
+        _rule_id(rule_id), request.merged_into, version, principal
+    )
     return json_response(HTTPStatus.OK, AssignmentRuleResponse.from_rule(rule), headers=etag(rule.version))
 
 
@@ -107,7 +109,7 @@ def delete_rule(event: dict[str, Any], rule_id: str) -> Response[str]:
 def assign_lead(event: dict[str, Any], lead_id: str) -> Response[str]:
     principal = _staff(event)
     request: AssignLeadRequest = model_from(AssignLeadRequest, _json_body(event))
-    if not _LEAD_ID.match(lead_id):
+    if not RECORD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
     lead = bootstrap.assignment_service().assign_manually(
         lead_id, request.assigned_to, request.reason, principal

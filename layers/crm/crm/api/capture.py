@@ -15,10 +15,11 @@ from crm.api.openapi import request_model
 from crm.capture.partner_secrets import partner_secrets
 from crm.capture.service import CaptureResult
 from crm.capture.webhooks import PARTNER_NAME, verify_signature
-from crm.leads.model import Channel, new_id
+from crm.leads.model import Channel
 from crm.platform import idempotency
 from crm.platform.errors import InvalidInput, Unauthorized
 from crm.platform.http import documented_responses, model_from, parse_body, parse_json_object, raw_body
+from crm.platform.ids import new_id
 from crm.platform.observability import logger, metrics
 from crm.platform.settings import get_settings
 

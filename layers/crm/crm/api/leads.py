@@ -1,6 +1,5 @@
 """The authenticated leads API (system integrations, reps and managers)."""
 
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -33,13 +32,12 @@ from crm.platform.http import (
     parse_body,
     raw_body,
 )
+from crm.platform.ids import RECORD_ID
 from crm.platform.settings import get_settings
-
-_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def get_lead(lead_id: str, principal: Principal) -> Response[str]:
-    found = bootstrap.lead_repository().get_with_activities(lead_id) if _LEAD_ID.match(lead_id) else None
+    found = bootstrap.lead_repository().get_with_activities(lead_id) if RECORD_ID.match(lead_id) else None
     lead = visible_lead(principal, found[0] if found else None, lead_id)
     activities = found[1] if found else []
     detail = LeadDetailResponse(

@@ -1,7 +1,6 @@
 """Lead edits and qualification (`PATCH /leads/{id}`, `POST /leads/{id}/qualify`), served by the leads API
 function: read and check the request, call LifecycleService, answer."""
 
-import re
 from http import HTTPStatus
 from typing import Any
 
@@ -20,10 +19,9 @@ from crm.api.models.lifecycle import (
 from crm.platform.auth import Principal
 from crm.platform.errors import NotFound
 from crm.platform.http import json_response, model_from, parse_body, raw_body
+from crm.platform.ids import RECORD_ID
 from crm.platform.observability import logger
 from crm.platform.settings import get_settings
-
-RECORD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def checked_id(value: str, what: str) -> str:

@@ -36,11 +36,11 @@ from crm.platform.http import (
     parse_body,
     raw_body,
 )
+from crm.platform.ids import RECORD_ID
 from crm.platform.settings import get_settings
 from crm.scoring.rescoring import is_job_id, rules_job_id
 from crm.scoring.rules import ScoringRuleInput
 
-_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _RULE_EDITORS = (Role.MANAGER, Role.ADMIN)
 _DEFINITION_FIELDS = set(ScoringRuleInput.model_fields)
@@ -146,14 +146,14 @@ def get_rescore_job(principal: Principal, job_id: str) -> Response[str]:
 
 
 def get_lead_score(principal: Principal, lead_id: str) -> Response[str]:
-    if not _LEAD_ID.match(lead_id):
+    if not RECORD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
     lead, breakdown = bootstrap.scoring_service().lead_score(principal, lead_id)
     return json_response(HTTPStatus.OK, LeadScoreResponse.from_breakdown(lead, breakdown))
 
 
 def record_activity(event: dict[str, Any], principal: Principal, lead_id: str) -> Response[str]:
-    if not _LEAD_ID.match(lead_id):
+    if not RECORD_ID.match(lead_id):
         raise NotFound(f"No lead with id {lead_id}")
     request = model_from(RecordActivityRequest, _body(event))
     activity, created = bootstrap.activity_service().record(

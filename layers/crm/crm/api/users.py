@@ -68,7 +68,7 @@ def get_user(event: dict[str, Any], sub: str) -> Response[str]:
 def create_user(event: dict[str, Any]) -> Response[str]:
     principal = bootstrap.caller(event)
     request: CreateUserRequest = model_from(CreateUserRequest, _json_body(event))
-    user = bootstrap.user_service().create(request, principal)
+    user = bootstrap.user_service().create(request.to_user, principal)
     headers = {"Location": f"/users/{user.sub}", **etag(user.version)}
     return json_response(HTTPStatus.CREATED, UserResponse.from_user(user, 0), headers=headers)
 
@@ -77,7 +77,7 @@ def update_user(event: dict[str, Any], sub: str) -> Response[str]:
     principal = bootstrap.caller(event)
     request: UpdateUserRequest = model_from(UpdateUserRequest, _json_body(event))
     version = expected_version(event.get("headers") or {}, request.version)
-    user = bootstrap.user_service().update(_checked_sub(sub), request, version, principal)
+    user = bootstrap.user_service().update(_checked_sub(sub), request.apply, version, principal)
     load = bootstrap.user_service().open_leads([user]).get(user.sub, 0)
     return json_response(HTTPStatus.OK, UserResponse.from_user(user, load), headers=etag(user.version))
 

@@ -1,1 +1,1 @@
-"""assignment"""
+"""Assignment: rules, least-loaded choice, routing to sales or nurture, waiting queues, manual reassignment."""

@@ -171,7 +171,7 @@ class LoadSnapshot:
 class AssignmentRepository(TableRepository):
     # ------------------------------------------------------------------ rules
     def list_rules(self) -> list[AssignmentRule]:
-        items = self._query(
+        items = self._query_pages(
             {
                 "KeyConditionExpression": "PK = :pk AND begins_with(SK, :rule)",
                 "ExpressionAttributeValues": {":pk": {"S": RULES_PK}, ":rule": {"S": "RULE#"}},
@@ -182,7 +182,7 @@ class AssignmentRepository(TableRepository):
         return sorted(rules, key=lambda r: (r.priority, r.created_at, r.id))
 
     def get_rule(self, rule_id: str) -> AssignmentRule | None:
-        item = self._get(rule_key(rule_id))
+        item = self._get_item(rule_key(rule_id))
         return _rule_from(item) if item else None
 
     def put_rule(self, rule: AssignmentRule, expected_version: int | None) -> AssignmentRule:
@@ -224,7 +224,7 @@ class AssignmentRepository(TableRepository):
 
     # ------------------------------------------------------------------ routing marker
     def get_marker(self, lead_id: str) -> RoutingMarker | None:
-        item = self._get(routing_key(lead_id))
+        item = self._get_item(routing_key(lead_id))
         return RoutingMarker.model_validate(item) if item else None
 
     def request_routing(self, lead_id: str, trigger: str, now: datetime) -> bool:
@@ -398,7 +398,7 @@ class AssignmentRepository(TableRepository):
             if team is not None:
                 request["FilterExpression"] = "team = :team"
                 request["ExpressionAttributeValues"][":team"] = {"S": team}
-            for item in self._query(request):
+            for item in self._query_pages(request):
                 found.append((str(item["GSI2SK"]), str(item["lead_id"]), item.get("team")))
         return [(lead_id, lead_team) for _, lead_id, lead_team in sorted(found)]
 
@@ -763,27 +763,6 @@ class AssignmentRepository(TableRepository):
                 raise RetryableError("Another writer touched the same items; try again") from exc
             raise translate(exc) from exc
         return True
-
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return unmarshal(item) if item else None
-
-    def _query(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
-        items: list[dict[str, Any]] = []
-        try:
-            while True:
-                response = self.client.query(**request)
-                items.extend(unmarshal(raw) for raw in response.get("Items", []))
-                if "LastEvaluatedKey" not in response:
-                    return items
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        except ClientError as exc:
-            raise translate(exc) from exc
 
 
 def _rule_from(item: dict[str, Any]) -> AssignmentRule:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from crm.assignment.choice import Trigger
 from crm.assignment.repository import AssignmentRepository, RoutingState
-from crm.assignment.service import is_open
+from crm.assignment.service import AssignmentService, is_open
 from crm.leads.model import Lead, new_activity
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
@@ -119,22 +119,20 @@ class RoutingService:
         return len(waiting)
 
 
-def assign_chat_lead(lead: Lead) -> None:
+def assign_chat_lead(lead: Lead, assignments: AssignmentService, routing: RoutingService) -> None:
     """CaptureService's `assign_now` for live chat: assign during the capture, whatever the score.
 
     The capture has already succeeded, so a failure here must not undo it: the lead is then put on the
     assignment queue instead (and if even that fails, the error is logged with the lead's id).
     """
-    from crm import bootstrap
-
     try:
-        bootstrap.assignment_service().assign(lead.id, Trigger.LIVE_CHAT)
+        assignments.assign(lead.id, Trigger.LIVE_CHAT)
         return
     except Exception:
         logger.exception(
             "Live chat lead could not be assigned at once; queueing it", extra={"lead_id": lead.id}
         )
     try:
-        bootstrap.routing_service().request(lead.id, Trigger.LIVE_CHAT)
+        routing.request(lead.id, Trigger.LIVE_CHAT)
     except Exception:
         logger.exception("Live chat lead left unassigned", extra={"lead_id": lead.id})

@@ -3,10 +3,10 @@
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
-from crm.api.models.assignment import UpdateAssignmentRuleRequest
 from crm.assignment.repository import AssignmentRepository
 from crm.assignment.rules import AssignmentRule, AssignmentRuleInput
 from crm.leads.permissions import require_role
@@ -44,13 +44,17 @@ class AssignmentRuleService:
         return stored
 
     def update(
-        self, rule_id: str, request: UpdateAssignmentRuleRequest, version: int, by: Principal
+        self,
+        rule_id: str,
+        merge: Callable[[AssignmentRule], dict[str, Any]],
+        version: int,
+        by: Principal,
     ) -> AssignmentRule:
         rule = self.get(rule_id, by)
         if rule.version != version:
             raise VersionConflict("The rule was changed by someone else", current_version=rule.version)
         try:
-            definition = AssignmentRuleInput.model_validate(request.merged_into(rule))
+            definition = AssignmentRuleInput.model_validate(merge(rule))
         except ValidationError as exc:
             raise invalid_input_from(exc) from None
         changed = AssignmentRule.model_validate(

@@ -354,6 +354,17 @@ class AssignmentService:
         raise RetryableError("The lead is being changed by others; try again")
 
     # ------------------------------------------------------------------ counters
+    def notify_assignee(self, lead_id: str, assignee: str, assigned_at: str) -> None:
+        """Queue the new assignee's notification, once per assignment (its event id names it)."""
+        job = NotificationRequest(
+            kind=NotificationKind.LEAD_ASSIGNED,
+            lead_id=lead_id,
+            recipient=assignee,
+            event_id=f"assigned:{assignee}:{assigned_at}",
+        )
+        self.publisher.send(self.notification_queue_url, job.model_dump(mode="json"))
+        logger.info("Assignment notification queued", extra={"lead_id": lead_id})
+
     def keep_load(self, lead_id: str) -> bool:
         """Make the rep's open-lead counter agree with the lead (after closes, reopenings, edits elsewhere).
 

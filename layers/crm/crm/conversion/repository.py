@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm.conversion.service import (
+from crm.conversion.model import (
     Company,
     CompanyKeyTaken,
     Contact,
@@ -27,9 +27,8 @@ from crm.conversion.service import (
 from crm.leads.repository import (
     ActivityItem,
     LeadItem,
-    LeadRepository,
 )
-from crm.platform.dynamo import TableRepository, error_code, marshal, unmarshal
+from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
 from crm.platform.errors import InvalidInput, RetryableError
 
 
@@ -148,7 +147,7 @@ class ConversionRepository(TableRepository):
                 items += [unmarshal(raw) for raw in response.get("Responses", {}).get(self.table_name, [])]
                 request = dict(response.get("UnprocessedKeys") or {})
         except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         owners: dict[str, str] = {}
         company: Company | None = None
         contact: Contact | None = None
@@ -163,24 +162,16 @@ class ConversionRepository(TableRepository):
         return Lookup(key_owners=owners, company=company, contact=contact)
 
     def get_contact(self, contact_id: str) -> Contact | None:
-        item = self._get(contact_key(contact_id))
+        item = self._get_item(contact_key(contact_id))
         return ContactItem.model_validate(item).to_contact() if item else None
 
     def get_company(self, company_id: str) -> Company | None:
-        item = self._get(company_key(company_id))
+        item = self._get_item(company_key(company_id))
         return CompanyItem.model_validate(item).to_company() if item else None
 
     def get_deal(self, deal_id: str) -> Deal | None:
-        item = self._get(deal_key(deal_id))
+        item = self._get_item(deal_key(deal_id))
         return DealItem.model_validate(item).to_deal() if item else None
-
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
-        except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
-        item = response.get("Item")
-        return unmarshal(item) if item else None
 
     # ------------------------------------------------------------------ the one write
     def transact_items(self, plan: ConversionPlan) -> list[tuple[str, dict[str, Any]]]:
@@ -237,7 +228,7 @@ class ConversionRepository(TableRepository):
             self.client.transact_write_items(TransactItems=[item for _, item in roles_and_items])  # type: ignore[misc]
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
-                raise LeadRepository._translate(exc) from exc
+                raise translate(exc) from exc
             reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
             failed = [
                 role

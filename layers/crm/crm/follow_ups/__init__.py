@@ -1,1 +1,1 @@
-"""follow_ups"""
+"""Follow-ups: automatic follow-up tasks, task reminders and the speed-to-lead SLA."""

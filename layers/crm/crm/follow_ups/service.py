@@ -18,22 +18,12 @@ from datetime import datetime
 from functools import partial
 
 from crm.follow_ups.repository import FollowUpRepository
-from crm.follow_ups.rules import (
-    FOLLOW_UP_CREATOR,
-    SlaTimer,
-    SpeedToLeadSla,
-    awaits_first_contact,
-    follow_up_tasks,
-    overdue_by,
-    sla_stop_reason,
-    task_closing_reason,
-)
-from crm.leads.changes import LeadChange
-from crm.leads.model import Lead, LeadStatus, new_activity
+from crm.follow_ups.rules import FOLLOW_UP_CREATOR, SlaTimer, SpeedToLeadSla, follow_up_tasks
+from crm.leads.model import Lead, awaits_first_contact, new_activity, sla_stop_reason
 from crm.leads.repository import LeadRepository
 from crm.leads.task_repository import TaskRepository
-from crm.leads.tasks import Task, TaskKind, task_created_activity
-from crm.notifications.messages import NotificationKind, NotificationRequest
+from crm.leads.tasks import Task, TaskKind, task_closing_reason, task_created_activity
+from crm.notifications.messages import NotificationKind, NotificationRequest, overdue_by
 from crm.platform import clock
 from crm.platform.errors import RetryableError, VersionConflict
 from crm.platform.observability import logger
@@ -233,31 +223,3 @@ class SpeedToLeadEscalations:
             DueWork(timer.due_at, f"sla:{timer.lead_id}", partial(self.service.escalate, timer))
             for timer in self.service.timers.due(since, until, limit)
         ]
-
-
-# ---------------------------------------------------------------- the lead-events handlers
-
-
-def start_speed_to_lead_clock(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    if change.event_name != "INSERT" or change.new.get("lead_status") != LeadStatus.NEW.value:
-        return
-    bootstrap.follow_up_service().start_sla(change.lead_id, clock.parse(str(change.new["created_at"])))
-
-
-def plan_follow_ups(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    assignee = change.new.get("assigned_to")
-    if not assignee or assignee == change.old.get("assigned_to") or change.new.get("lead_status") != "new":
-        return
-    bootstrap.follow_up_service().on_assigned(change.lead_id)
-
-
-def close_what_no_longer_waits(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    if change.event_name != "MODIFY" or not change.changed("lead_status", "converted", "nurture"):
-        return
-    bootstrap.follow_up_service().on_change(change.lead_id)

@@ -1,20 +1,10 @@
-"""What happens when a lead item changes: one dispatcher, a list of handlers, one stream consumer.
+"""A change to a lead item, as the table's stream tells it, and the dispatcher that runs the reactions to it.
 
-LeadEventsFunction receives the table's stream, filtered to lead items, and runs every handler on every
-record, in order. A handler that raises fails the record (and the record is retried, with every handler
-run again), so each handler is idempotent. Handlers of later features (analytics, search) are appended to
-`default_handlers`; AWS advises at most two consumers per stream, and the scoring function is the other.
-
-Handlers here:
-- route: a scored, unassigned lead at or above the sales threshold goes to the assignment queue; below
-  it, it is marked for nurture (`crm.assignment.routing`);
-- keep counters: an assignment, reassignment, close or reopening made anywhere moves the open-lead
-  counters (`AssignmentService.keep_load`);
-- notify: a new assignee gets a notification job (`crm.notifications.messages`), deduplicated per assignment;
-- follow-ups (`crm.follow_ups.service`): a new lead starts its speed-to-lead timer, an assignment plans the
-  rep's follow-up tasks, the first contact (or conversion, or nurture) stops both;
-- nurture (`crm.nurture.reactions`): a lead marked nurture is enrolled in its sequence; converting, being
-  assigned, reaching the sales threshold or becoming do-not-email takes it out.
+LeadEventsFunction receives the table's stream, filtered to lead items, and runs every reaction on every
+record, in order. A reaction that raises fails the record (and the record is retried, with every reaction
+run again), so each reaction is idempotent. The reactions live in their contexts (`reactions.py` of
+assignment, follow_ups, queries, analytics and nurture); `crm.bootstrap.LEAD_CHANGE_REACTIONS` is the one
+list that wires them. AWS advises at most two consumers per stream, and the scoring function is the other.
 """
 
 from collections.abc import Callable, Sequence
@@ -23,10 +13,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from boto3.dynamodb.types import TypeDeserializer
-
-from crm.notifications.messages import NotificationKind, NotificationRequest
-from crm.platform.observability import logger
-from crm.platform.settings import get_settings
 
 CLOSED_STATUSES = frozenset({"converted", "unqualified"})
 _deserializer = TypeDeserializer()
@@ -95,62 +81,3 @@ class LeadEventsDispatcher:
             return
         for handler in self.handlers:
             handler(change)
-
-
-# ---------------------------------------------------------------- the assignment handlers
-
-
-def route_lead(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    # Only scored, unassigned, open leads can need routing; everything else costs no read.
-    if change.event_name == "REMOVE" or not change.open_and_unassigned or change.new.get("grade") is None:
-        return
-    bootstrap.routing_service().consider(change.lead_id)
-
-
-def keep_open_lead_counters(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    if change.event_name == "INSERT" and not change.new.get("assigned_to"):
-        return
-    if change.event_name == "MODIFY" and not change.changed("assigned_to", "lead_status", "converted"):
-        return
-    bootstrap.assignment_service().keep_load(change.lead_id)
-
-
-def notify_new_assignee(change: LeadChange) -> None:
-    from crm import bootstrap
-
-    assignee = change.new.get("assigned_to")
-    if not assignee or assignee == change.old.get("assigned_to"):
-        return
-    job = NotificationRequest(
-        kind=NotificationKind.LEAD_ASSIGNED,
-        lead_id=change.lead_id,
-        recipient=str(assignee),
-        event_id=f"assigned:{assignee}:{change.new.get('assigned_at')}",
-    )
-    bootstrap.publisher().send(get_settings().notification_queue_url, job.model_dump(mode="json"))
-    logger.info("Assignment notification queued", extra={"lead_id": change.lead_id})
-
-
-def default_handlers() -> list[LeadChangeHandler]:
-    # List-index upkeep, search tokens and analytics counters (crm.queries.reactions).
-    from crm.follow_ups.service import close_what_no_longer_waits, plan_follow_ups, start_speed_to_lead_clock
-    from crm.nurture.reactions import enroll_in_nurture, stop_nurture
-    from crm.queries.reactions import count_for_analytics, index_for_search, repair_list_index
-
-    return [
-        route_lead,
-        keep_open_lead_counters,
-        notify_new_assignee,
-        start_speed_to_lead_clock,
-        plan_follow_ups,
-        close_what_no_longer_waits,
-        repair_list_index,
-        index_for_search,
-        count_for_analytics,
-        enroll_in_nurture,
-        stop_nurture,
-    ]

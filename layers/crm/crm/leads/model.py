@@ -1,6 +1,5 @@
 """The lead aggregate and its rules, as plain Python (no AWS)."""
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from crm.platform import clock
+from crm.platform.ids import new_id
 
 UtcDatetime = Annotated[datetime, PlainSerializer(clock.isoformat, return_type=str, when_used="json")]
 
@@ -76,6 +76,12 @@ class Lead(BaseModel):
     version: int = 1
 
 
+# The lead fields a rule may test. A rule on the lead's own score or grade would change the score each
+# time it is recomputed; custom fields are addressed one by one, as custom_fields.<name>.
+_NOT_SCOREABLE = frozenset({"score", "grade", "custom_fields"})
+LEAD_FIELDS = frozenset(name for name in Lead.model_fields if name not in _NOT_SCOREABLE)
+
+
 class Activity(BaseModel):
     id: str
     lead_id: str
@@ -109,10 +115,6 @@ class LeadSubmission:
     def initial_status(self) -> LeadStatus:
         # A chat is a conversation already: the person has been contacted.
         return LeadStatus.CONTACTED if self.channel is Channel.LIVE_CHAT else LeadStatus.NEW
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def new_lead(submission: LeadSubmission, now: datetime) -> Lead:
@@ -192,3 +194,33 @@ def plan_merge(lead: Lead, submission: LeadSubmission) -> MergePlan:
     if submission.channel is Channel.LIVE_CHAT and lead.lead_status is LeadStatus.NEW:
         changes["lead_status"] = (lead.lead_status, LeadStatus.CONTACTED)
     return MergePlan(changes=changes, kept=kept)
+
+
+def awaits_first_contact(lead: Lead) -> bool:
+    """Still nobody has talked to this lead (a nurture lead whose score later reached the threshold is
+    assigned like any other, and is then for sales whatever its `nurture` flag)."""
+    return lead.lead_status is LeadStatus.NEW and not lead.converted
+
+
+def sla_stop_reason(lead: Lead) -> str | None:
+    """Why the lead's speed-to-lead clock no longer runs, or None while it does."""
+    if lead.converted:
+        return "converted"
+    if lead.lead_status is not LeadStatus.NEW:
+        return "contacted"
+    if lead.nurture and lead.assigned_to is None:
+        return "nurture"
+    return None
+
+
+GRADE_THRESHOLDS = ((90, "A+"), (80, "A"), (70, "B"), (60, "C"), (50, "D"))
+
+
+LOWEST_GRADE = "F"
+
+
+def grade_for(score: int) -> str:
+    for threshold, grade in GRADE_THRESHOLDS:
+        if score >= threshold:
+            return grade
+    return LOWEST_GRADE

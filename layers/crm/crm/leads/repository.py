@@ -148,7 +148,7 @@ class LeadRepository(TableRepository):
                     owner = unmarshal(reasons[1].get("Item") or {}).get("lead_id")
                     raise DuplicateEmail(owner) from exc
                 raise RetryableError("The lead could not be written; try again") from exc
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
 
     def replace(self, lead: Lead, expected_version: int, activities: Iterable[Activity]) -> Lead:
         """Store a changed lead if nobody changed it since `expected_version`; version goes up by one."""
@@ -178,7 +178,7 @@ class LeadRepository(TableRepository):
                         current_version=int(current) if current is not None else None,
                     ) from exc
                 raise RetryableError("The lead could not be written; try again") from exc
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         return stored
 
     def add_activities(self, activities: list[Activity]) -> None:
@@ -190,7 +190,7 @@ class LeadRepository(TableRepository):
             else:
                 self.client.transact_write_items(TransactItems=[self._put_activity(a) for a in activities])  # type: ignore[misc]
         except ClientError as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
 
     # ------------------------------------------------------------------ reads
     def get(self, lead_id: str) -> Lead | None:
@@ -199,7 +199,7 @@ class LeadRepository(TableRepository):
                 TableName=self.table_name, Key=marshal(lead_key(lead_id)), ConsistentRead=True
             )
         except ClientError as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         item = response.get("Item")
         return LeadItem.model_validate(unmarshal(item)).to_lead() if item else None
 
@@ -226,7 +226,7 @@ class LeadRepository(TableRepository):
                     break
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         return (lead, activities) if lead else None
 
     def find_id_by_email(self, email: str) -> str | None:
@@ -235,7 +235,7 @@ class LeadRepository(TableRepository):
                 TableName=self.table_name, Key=marshal(email_key(email)), ConsistentRead=True
             )
         except ClientError as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         item = response.get("Item")
         return str(unmarshal(item)["lead_id"]) if item else None
 
@@ -248,6 +248,6 @@ class LeadRepository(TableRepository):
             }
         }
 
-    @staticmethod
-    def _translate(exc: ClientError) -> Exception:
-        return translate(exc)
+
+def lead_from_image(image: dict[str, Any]) -> Lead | None:
+    return LeadItem.model_validate(image).to_lead() if image else None

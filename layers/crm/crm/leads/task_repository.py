@@ -24,10 +24,10 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm.leads.model import Activity
-from crm.leads.repository import ActivityItem, LeadRepository, shard_of
+from crm.leads.repository import ActivityItem, shard_of
 from crm.leads.tasks import Task
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, unmarshal
+from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
 from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
 
 OWNER_INDEX = "GSI1"
@@ -181,7 +181,7 @@ class TaskRepository(TableRepository):
         except ClientError as exc:
             if error_code(exc) == "TransactionCanceledException":
                 raise RetryableError("The task could not be written; try again") from exc
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
 
     def create_if_absent(self, task: Task, activities: Iterable[Activity]) -> bool:
         """Create a task whose id is derived from what caused it; False if it exists already (a retried
@@ -194,7 +194,7 @@ class TaskRepository(TableRepository):
                 if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
                     return False
                 raise RetryableError("The task could not be written; try again") from exc
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         return True
 
     def mark_reminded(self, task: Task, now: datetime) -> bool:
@@ -214,7 +214,7 @@ class TaskRepository(TableRepository):
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         return True
 
     def save(self, task: Task, expected_version: int, activities: Iterable[Activity]) -> Task:
@@ -237,7 +237,7 @@ class TaskRepository(TableRepository):
                         "The task was changed by someone else", current_version=int(old["version"])
                     ) from exc
                 raise RetryableError("The task could not be written; try again") from exc
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         return stored
 
     # ------------------------------------------------------------------ reads
@@ -247,7 +247,7 @@ class TaskRepository(TableRepository):
                 TableName=self.table_name, Key=marshal(task_key(task_id)), ConsistentRead=True
             )
         except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         item = response.get("Item")
         return TaskItem.model_validate(unmarshal(item)).to_task() if item else None
 
@@ -273,7 +273,7 @@ class TaskRepository(TableRepository):
         try:
             response = self.client.query(**kwargs)
         except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
         tasks = [TaskItem.model_validate(unmarshal(raw)).to_task() for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return TaskPage(tasks=tasks, cursor=encode_cursor(last) if last else None)
@@ -297,7 +297,7 @@ class TaskRepository(TableRepository):
                     return tasks
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
-            raise LeadRepository._translate(exc) from exc
+            raise translate(exc) from exc
 
     def open_tasks_due(self, since: datetime, until: datetime, limit: int | None = None) -> list[Task]:
         """Open tasks not yet reminded, due in [since, until], soonest first: one Query per due-day bucket

@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from crm.leads.model import Activity, Lead, UtcDatetime, new_activity, new_id
+from crm.leads.model import Activity, Lead, UtcDatetime, awaits_first_contact, new_activity
 from crm.leads.permissions import can_change, can_view
 from crm.platform import clock
 from crm.platform.auth import Principal, Role
 from crm.platform.errors import Forbidden, InvalidInput, NotFound
+from crm.platform.ids import new_id
 
 
 class TaskPriority(StrEnum):
@@ -215,3 +216,21 @@ def listable_owner(principal: Principal, requested: str) -> str:
     if not principal.roles:
         raise Forbidden("Only admin, manager or rep may list tasks")
     return owner
+
+
+# Tasks rules make, and what ends their purpose: a follow-up is there to get the first contact made; a
+# discovery call belongs to a lead still being sold to. A task a person made stays until a person closes it.
+RULE_MADE_TASKS = frozenset({TaskKind.FOLLOW_UP.value, TaskKind.DISCOVERY_CALL.value})
+
+
+def task_closing_reason(task: Task, lead: Lead | None) -> str | None:
+    """Why a rule-made task is no longer wanted (its reminder cancelled, the task closed), or None."""
+    if task.kind not in RULE_MADE_TASKS:
+        return None
+    if lead is None:
+        return "lead deleted"
+    if lead.converted:
+        return "lead converted"
+    if task.kind == TaskKind.FOLLOW_UP.value and not awaits_first_contact(lead):
+        return "lead contacted"
+    return None

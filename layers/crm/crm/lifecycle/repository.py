@@ -18,13 +18,12 @@ from crm.leads.repository import (
     ActivityItem,
     EmailClaimItem,
     LeadItem,
-    LeadRepository,
     email_key,
 )
 from crm.leads.task_repository import TaskRepository
 from crm.leads.tasks import Task
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, error_code, marshal, unmarshal
+from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
 from crm.platform.errors import EmailTaken, RetryableError, VersionConflict
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ class LeadChangeRepository(TableRepository):
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
-                raise LeadRepository._translate(exc) from exc
+                raise translate(exc) from exc
             reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
             codes = [reason.get("Code") for reason in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":

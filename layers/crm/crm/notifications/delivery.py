@@ -14,18 +14,18 @@ lead after. A send that fails releases the claim with its reason and raises, so 
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from crm.follow_ups.rules import overdue_by, sla_stop_reason, task_closing_reason
-from crm.leads.model import Lead, new_activity
+from crm.leads.model import Lead, new_activity, sla_stop_reason
 from crm.leads.repository import LeadRepository
 from crm.leads.task_repository import TaskRepository
-from crm.leads.tasks import Task
+from crm.leads.tasks import Task, task_closing_reason
 from crm.notifications.messages import (
     EmailContent,
     NotificationKind,
     NotificationRequest,
     lead_link,
+    overdue_by,
     render_lead_assigned,
     render_sla_breached,
     render_task_reminder,
@@ -40,8 +40,12 @@ from crm.platform.observability import logger
 from crm.users.model import User
 from crm.users.repository import UserRepository
 
-if TYPE_CHECKING:
-    from crm.nurture.mailer import NurtureMailer
+
+class JobDelivery(Protocol):
+    """Delivers one kind of job itself (nurture steps: `crm.nurture.mailer.NurtureMailer`)."""
+
+    def deliver(self, request: NotificationRequest) -> int: ...
+
 
 NOTIFIER = "system:notifications"
 
@@ -58,7 +62,7 @@ class NotificationService:
         public_base_url: str,
         lease: timedelta,
         now: Callable[[], datetime] = clock.now,
-        nurture: "NurtureMailer | None" = None,
+        nurture: JobDelivery | None = None,
     ) -> None:
         self.nurture = nurture  # nurture_step jobs: emails to the lead itself (crm.nurture.mailer)
         self.leads = leads

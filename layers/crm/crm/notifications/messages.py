@@ -7,6 +7,7 @@ and stripped of line breaks in the subject. Each email has a text part too.
 import html
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -134,3 +135,8 @@ def render_sla_breached(
         link,
         f"SLA missed: {name} not contacted yet",
     )
+
+
+def overdue_by(deadline: datetime, now: datetime) -> str:
+    minutes = max(0, int((now - deadline).total_seconds() // 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"

@@ -1,1 +1,1 @@
-"""nurture"""
+"""Nurture: sequences, enrollment, the step mailer, one-click unsubscribe and do-not-email."""

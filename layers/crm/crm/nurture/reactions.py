@@ -1,4 +1,4 @@
-"""Lead-events stream handlers of nurture sequences (appended to `crm.leads.changes.default_handlers`).
+"""Lead-events stream handlers of nurture sequences (wired in crm.bootstrap).
 
 - enroll_in_nurture: a lead that has just become `nurture` is enrolled in its sequence (once: the enrollment
   is a conditional write, so a redelivered record enrolls nobody twice);
@@ -10,25 +10,21 @@ Both read nothing for the other records.
 
 from crm.leads.changes import LeadChange
 from crm.nurture.sequences import stop_reason
-from crm.platform.settings import get_settings
+from crm.nurture.service import NurtureService
 
 
-def enroll_in_nurture(change: LeadChange) -> None:
-    from crm import bootstrap
-
+def enroll_in_nurture(change: LeadChange, nurture: NurtureService) -> None:
     if change.event_name == "REMOVE" or not change.new.get("nurture") or change.old.get("nurture"):
         return
-    bootstrap.nurture_service().enroll(change.lead_id)
+    nurture.enroll(change.lead_id)
 
 
-def stop_nurture(change: LeadChange) -> None:
-    from crm import bootstrap
-
+def stop_nurture(change: LeadChange, nurture: NurtureService) -> None:
     # Assignment clears `nurture`, so a lead that was nurtured counts too.
     if change.event_name != "MODIFY" or not (change.new.get("nurture") or change.old.get("nurture")):
         return
-    threshold = get_settings().sales_threshold
+    threshold = nurture.sales_threshold
     reason = stop_reason(change.new, threshold)
     if reason is None or reason == stop_reason(change.old, threshold):
         return
-    bootstrap.nurture_service().stop(change.lead_id, reason)
+    nurture.stop(change.lead_id, reason)

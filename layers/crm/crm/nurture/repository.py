@@ -125,7 +125,7 @@ class NurtureRepository(TableRepository):
         return sorted(sequences, key=lambda s: (s.priority, s.created_at, s.id))
 
     def get_sequence(self, sequence_id: str) -> NurtureSequence | None:
-        item = self._get(sequence_key(sequence_id))
+        item = self._get_item(sequence_key(sequence_id))
         return _sequence_from(item) if item else None
 
     def put_sequence(self, sequence: NurtureSequence, expected_version: int | None) -> NurtureSequence:
@@ -195,7 +195,7 @@ class NurtureRepository(TableRepository):
 
     # ------------------------------------------------------------------ enrollments
     def get_enrollment(self, lead_id: str) -> NurtureEnrollment | None:
-        item = self._get(enrollment_key(lead_id))
+        item = self._get_item(enrollment_key(lead_id))
         return EnrollmentItem.model_validate(item).to_enrollment() if item else None
 
     def enroll(self, enrollment: NurtureEnrollment, lead_version: int, activity: Activity) -> EnrollResult:
@@ -305,7 +305,7 @@ class NurtureRepository(TableRepository):
             return SendClaim.LEAD_CHANGED
         if failed == 1:
             return SendClaim.ENROLLMENT_ENDED
-        status = (self._get(delivery.key()) or {}).get("status")
+        status = (self._get_item(delivery.key()) or {}).get("status")
         return SendClaim.ALREADY_SENT if status == "sent" else SendClaim.IN_FLIGHT
 
     # ------------------------------------------------------------------ helpers
@@ -381,11 +381,3 @@ class NurtureRepository(TableRepository):
                 "Item": marshal(ActivityItem.from_activity(activity).model_dump()),
             }
         }
-
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return unmarshal(item) if item else None

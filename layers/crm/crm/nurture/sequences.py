@@ -18,16 +18,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from operator import attrgetter
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from crm.assignment.rules import MAX_CONDITIONS, MAX_PRIORITY, Condition
+from crm.conditions import Matcher, compile_matcher, field_reader
+from crm.leads.criteria import MAX_CONDITIONS, MAX_PRIORITY, Condition
 from crm.leads.model import Lead, UtcDatetime
 from crm.platform.fields import StrictInteger, Text100
-from crm.scoring.engine import Matcher, compile_matcher
-from crm.scoring.rules import CUSTOM_FIELD_PREFIX
 
 MAX_STEPS = 20
 MAX_DELAY_HOURS = 24 * 365
@@ -210,20 +208,13 @@ def parse_step_event_id(event_id: str) -> tuple[str, int]:
 # ---------------------------------------------------------------- matching
 
 
-def _reader(field: str) -> Callable[[Lead], Any]:
-    if field.startswith(CUSTOM_FIELD_PREFIX):
-        key = field.removeprefix(CUSTOM_FIELD_PREFIX)
-        return lambda lead: lead.custom_fields.get(key)
-    return attrgetter(field)
-
-
 class CompiledSequences:
     """Active sequences in the order they are tried, each condition turned into a matcher once."""
 
     def __init__(self, sequences: Iterable[NurtureSequence]) -> None:
         ordered = sorted((s for s in sequences if s.active), key=lambda s: (s.priority, s.created_at, s.id))
         self._sequences: list[tuple[NurtureSequence, list[tuple[Callable[[Lead], Any], Matcher]]]] = [
-            (seq, [(_reader(c.field), compile_matcher(c.operator, c.value)) for c in seq.conditions])
+            (seq, [(field_reader(c.field), compile_matcher(c.operator, c.value)) for c in seq.conditions])
             for seq in ordered
         ]
 

@@ -15,16 +15,15 @@ the link; the email's footer links to it as well (GET).
 import base64
 import hashlib
 import hmac
-import re
 from collections.abc import Callable
 from enum import StrEnum
 from urllib.parse import quote
 
 from crm.leads.model import Activity
 from crm.platform.errors import BadQuery, InvalidInput
+from crm.platform.ids import RECORD_ID
 
 _PURPOSE = b"leadflow:unsubscribe:v1:"
-_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_TOKEN_LENGTH = 200
 
 
@@ -56,7 +55,7 @@ class UnsubscribeTokens:
         if len(token) > MAX_TOKEN_LENGTH:
             raise _invalid()
         lead_id, _, signature = token.strip().rpartition(".")
-        if not _LEAD_ID.match(lead_id) or not signature:
+        if not RECORD_ID.match(lead_id) or not signature:
             raise _invalid()
         genuine = False
         for key in self._keys():  # every key is tried, so the time taken says nothing about which matched

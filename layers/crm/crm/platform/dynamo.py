@@ -43,6 +43,29 @@ class TableRepository:
             self._client = aws.dynamodb()
         return self._client
 
+    def _get_item(self, key: dict[str, str]) -> dict[str, Any] | None:
+        """One item by its key, read consistently; None when there is none."""
+        try:
+            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
+        except ClientError as exc:
+            raise translate(exc) from exc
+        item = response.get("Item")
+        return unmarshal(item) if item else None
+
+    def _query_pages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item a Query returns, page after page."""
+        request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
+        items: list[dict[str, Any]] = []
+        try:
+            while True:
+                response = self.client.query(**request)
+                items.extend(unmarshal(raw) for raw in response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    return items
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise translate(exc) from exc
+
     def get_together(self, keys: list[dict[str, str]], busy: str) -> list[dict[str, Any] | None]:
         """The items at `keys` read as one serializable snapshot (TransactGetItems), None where absent. An
         item in the middle of a transaction is RetryableError(`busy`)."""
@@ -133,3 +156,23 @@ def translate(exc: ClientError) -> Exception:
     if error_code(exc) in RETRYABLE_CODES:
         return RetryableError("The database is busy; try again")
     return exc
+
+
+def key_condition(
+    pk_name: str, sk_name: str, pk: str, lower: str | None, upper: str | None
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    names = {"#pk": pk_name, "#sk": sk_name}
+    values: dict[str, Any] = {":pk": {"S": pk}}
+    expression = "#pk = :pk"
+    if lower is not None and upper is not None:
+        expression += " AND #sk BETWEEN :lower AND :upper"
+        values |= {":lower": {"S": lower}, ":upper": {"S": upper}}
+    elif lower is not None:
+        expression += " AND #sk >= :lower"
+        values[":lower"] = {"S": lower}
+    elif upper is not None:
+        expression += " AND #sk <= :upper"
+        values[":upper"] = {"S": upper}
+    else:
+        names.pop("#sk")
+    return expression, names, values

@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ValidationError
 
-from crm.api.models.leads import ErrorField, ErrorResponse
 from crm.platform.errors import (
     BadQuery,
     Conflict,
@@ -35,6 +34,20 @@ from crm.platform.errors import (
     UnsupportedMediaType,
 )
 from crm.platform.observability import logger
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+# The body of every error answer (no docstring: it would become the schema's description).
+class ErrorResponse(BaseModel):
+    error: str
+    message: str
+    fields: list[ErrorField] | None = None
+    current_version: int | None = None
+
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

@@ -1,14 +1,12 @@
 """Environment, read once at cold start into a validated model."""
 
 import os
-from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-if TYPE_CHECKING:
-    from crm.follow_ups.rules import SpeedToLeadSla
+from crm.platform.working_hours import parse_working_hours
 
 
 class Settings(BaseModel):
@@ -77,18 +75,10 @@ class Settings(BaseModel):
     @field_validator("sla_working_hours")
     @classmethod
     def readable_working_hours(cls, value: str) -> str:
-        from crm.follow_ups.rules import parse_working_hours
+        pass
 
         parse_working_hours(value)  # ValueError says what is expected
         return value
-
-    def speed_to_lead_sla(self) -> "SpeedToLeadSla":
-        from crm.follow_ups.rules import SpeedToLeadSla, parse_working_hours
-
-        return SpeedToLeadSla(
-            allowance=timedelta(minutes=self.speed_to_lead_sla_minutes),
-            hours=parse_working_hours(self.sla_working_hours),
-        )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from crm.leads.index import list_index_attributes
 from crm.leads.model import Activity, Lead
 from crm.leads.repository import ActivityItem, LeadItem, lead_key
-from crm.platform.dynamo import TableRepository
+from crm.platform.dynamo import TableRepository, key_condition, marshal, translate, unmarshal
 from crm.platform.errors import RetryableError
 from crm.queries.lists import ListPlan
 
@@ -44,27 +43,6 @@ _INDEX_SOURCE_FIELDS = (
 )
 
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-_RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-
-
-def marshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items() if value is not None}
-
-
-def unmarshal(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
-
-
 @cache
 def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_QUERIES, thread_name_prefix="list-query")
@@ -75,32 +53,6 @@ class IndexEntry:
     sort_key: str
     lead_id: str
     item: dict[str, Any] | None  # the whole lead when the index projects every attribute
-
-
-def _translate(exc: ClientError) -> Exception:
-    if str(exc.response.get("Error", {}).get("Code", "")) in _RETRYABLE_CODES:
-        return RetryableError("The database is busy; try again")
-    return exc
-
-
-def key_condition(
-    pk_name: str, sk_name: str, pk: str, lower: str | None, upper: str | None
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    names = {"#pk": pk_name, "#sk": sk_name}
-    values: dict[str, Any] = {":pk": {"S": pk}}
-    expression = "#pk = :pk"
-    if lower is not None and upper is not None:
-        expression += " AND #sk BETWEEN :lower AND :upper"
-        values |= {":lower": {"S": lower}, ":upper": {"S": upper}}
-    elif lower is not None:
-        expression += " AND #sk >= :lower"
-        values[":lower"] = {"S": lower}
-    elif upper is not None:
-        expression += " AND #sk <= :upper"
-        values[":upper"] = {"S": upper}
-    else:
-        names.pop("#sk")
-    return expression, names, values
 
 
 def resume_bounds(
@@ -169,7 +121,7 @@ class LeadListRepository(TableRepository):
                 Limit=limit,
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         entries = []
         for raw in response.get("Items", []):
             item = unmarshal(raw)
@@ -206,7 +158,7 @@ class LeadListRepository(TableRepository):
                 try:
                     response = self.client.batch_get_item(RequestItems=request)
                 except ClientError as exc:
-                    raise _translate(exc) from exc
+                    raise translate(exc) from exc
                 for raw in response.get("Responses", {}).get(self.table_name, []):
                     lead = LeadItem.model_validate(unmarshal(raw)).to_lead()
                     found[lead.id] = lead
@@ -233,7 +185,7 @@ class LeadListRepository(TableRepository):
                 Limit=limit + 2,  # the cursor's own item may come first
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         page: list[tuple[str, Activity]] = []
         for raw in response.get("Items", []):
             item = unmarshal(raw)
@@ -285,5 +237,5 @@ class LeadListRepository(TableRepository):
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code", "")) == "ConditionalCheckFailedException":
                 return False  # the lead moved on: the newer write's own record is repaired in turn
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return True

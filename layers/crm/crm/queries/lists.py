@@ -56,12 +56,11 @@ from crm.leads.index import (
     team_stage_pk,
     unassigned_owner_pk,
 )
-from crm.leads.model import Lead, LeadStatus
+from crm.leads.model import GRADE_THRESHOLDS, LOWEST_GRADE, Lead, LeadStatus
 from crm.leads.permissions import can_view
 from crm.platform import clock
 from crm.platform.auth import Principal, Role
 from crm.platform.errors import BadQuery, FieldProblem, Forbidden
-from crm.scoring.engine import GRADE_THRESHOLDS, LOWEST_GRADE
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100

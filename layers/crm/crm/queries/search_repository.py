@@ -23,25 +23,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm.leads.model import Lead
-from crm.platform.dynamo import TableRepository
+from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
 from crm.platform.errors import RetryableError
-from crm.queries.list_repository import marshal, resume_bounds, unmarshal
+from crm.queries.list_repository import resume_bounds
 from crm.queries.search import SearchHit, first_matching_token, lead_scopes, tokens_for
 
 SEARCH_ENTITY = "search_token"
 MANIFEST_ENTITY = "search_doc"
 _TOP = "\U0010ffff"
-_RETRYABLE = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-    }
-)
 
 
 @cache
@@ -55,16 +44,6 @@ def token_key(scope: str, token: str, lead_id: str) -> dict[str, str]:
 
 def manifest_key(lead_id: str) -> dict[str, str]:
     return {"PK": f"SEARCHDOC#{lead_id}", "SK": "SEARCHDOC"}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _translate(exc: ClientError) -> Exception:
-    if _code(exc) in _RETRYABLE:
-        return RetryableError("The database is busy; try again")
-    return exc
 
 
 def wanted_items(lead: Lead, version: int) -> dict[tuple[str, str], dict[str, Any]]:
@@ -143,7 +122,7 @@ class DynamoSearchIndex(TableRepository):
         try:
             response = self.client.query(**kwargs)
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return [unmarshal(raw) for raw in response.get("Items", [])], response.get("LastEvaluatedKey")
 
     # ------------------------------------------------------------------ writes
@@ -153,7 +132,7 @@ class DynamoSearchIndex(TableRepository):
                 TableName=self.table_name, Key=marshal(manifest_key(lead_id)), ConsistentRead=True
             )
         except ClientError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         manifest = unmarshal(response["Item"]) if "Item" in response else None
         if manifest is not None and int(manifest["lead_version"]) > version:
             return False
@@ -193,10 +172,10 @@ class DynamoSearchIndex(TableRepository):
         try:
             self.client.transact_write_items(TransactItems=operations)
         except ClientError as exc:
-            if _code(exc) == "TransactionCanceledException":
+            if error_code(exc) == "TransactionCanceledException":
                 reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
                 if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
                     return False  # a newer version was indexed meanwhile
                 raise RetryableError("The search index could not be updated; try again") from exc
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return True

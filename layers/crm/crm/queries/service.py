@@ -1,7 +1,7 @@
 """Reading leads: filtered lists, prefix search and a lead's timeline, a page at a time."""
 
-import re
 from dataclasses import dataclass
+from typing import Any
 
 from crm.leads.model import Activity, Lead
 from crm.leads.permissions import can_view, visible_lead
@@ -9,11 +9,11 @@ from crm.leads.repository import LeadRepository
 from crm.platform.auth import Principal
 from crm.platform.cursor import CursorCodec, fingerprint
 from crm.platform.errors import BadQuery, FieldProblem, InvalidInput
+from crm.platform.ids import RECORD_ID
 from crm.queries.list_repository import LeadListRepository
 from crm.queries.lists import DEFAULT_PAGE_SIZE, LeadListQuery, matches, plan_list
 from crm.queries.search import MIN_PREFIX, SearchIndex, caller_scopes, matches_prefix, normalize, tokens_for
 
-_LEAD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 SEARCH_ALONE = (
     "status",
     "owner",
@@ -66,6 +66,10 @@ class LeadQueryService:
         self.cursors = cursors
         self.shards = shards
 
+    def repair_list_index(self, image: dict[str, Any], lead: Lead) -> bool:
+        """Rewrite a stored lead's list-index keys that its state no longer calls for."""
+        return self.lists.repair_index(image, lead, self.shards)
+
     def list_leads(self, principal: Principal, query: LeadListQuery, cursor: str | None) -> LeadPage:
         plan = plan_list(principal, query, self.shards)
         query_fingerprint = fingerprint(kind="list", **_caller(principal), **query.fingerprint_parts())
@@ -109,7 +113,7 @@ class LeadQueryService:
         self, principal: Principal, lead_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> ActivityPage:
         """A lead's activities, newest first (404 for a lead the caller may not see)."""
-        lead = self.leads.get(lead_id) if _LEAD_ID.match(lead_id) else None
+        lead = self.leads.get(lead_id) if RECORD_ID.match(lead_id) else None
         visible_lead(principal, lead, lead_id)
         query_fingerprint = fingerprint(kind="activities", lead_id=lead_id, limit=limit, **_caller(principal))
         after = self.cursors.decode(cursor, query_fingerprint) if cursor else None

@@ -19,50 +19,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from functools import partial
-from operator import attrgetter, ge, gt, le, lt
 from typing import Any, NamedTuple
 
-from crm.leads.model import Activity, Lead, LeadStatus
-from crm.platform import clock
+from crm.conditions import Matcher, Operator, RuleScalar, RuleValue, compile_matcher, field_reader
+from crm.leads.model import Activity, Lead, LeadStatus, grade_for
 from crm.scoring.rules import (
     ACTIVITY_TYPE_FIELD,
-    CUSTOM_FIELD_PREFIX,
-    Operator,
-    RuleScalar,
-    RuleValue,
     ScoreBreakdown,
     ScoreEntry,
     ScoringCategory,
     ScoringRule,
-    compiled_pattern,
-    is_number,
 )
 
 MIN_SCORE = 0
 MAX_SCORE = 1000
 AUTO_QUALIFY_SCORE = 80
-GRADE_THRESHOLDS = ((90, "A+"), (80, "A"), (70, "B"), (60, "C"), (50, "D"))
-LOWEST_GRADE = "F"
-# Python's `re` has no timeout: a regex only ever sees this much of a value (the schema's longest text).
-MAX_REGEX_INPUT = 255
 SECONDS_PER_DAY = 86_400
-
-Matcher = Callable[[Any], bool]
-_NUMBER_COMPARISONS: dict[Operator, Callable[[Any, Any], bool]] = {
-    Operator.GT: gt,
-    Operator.GTE: ge,
-    Operator.LT: lt,
-    Operator.LTE: le,
-}
-
-
-def grade_for(score: int) -> str:
-    for threshold, grade in GRADE_THRESHOLDS:
-        if score >= threshold:
-            return grade
-    return LOWEST_GRADE
 
 
 def should_auto_qualify(lead: Lead, new_score: int) -> bool:
@@ -78,129 +50,6 @@ def should_auto_qualify(lead: Lead, new_score: int) -> bool:
         and not lead.converted
         and lead.qualified_at is None
     )
-
-
-# ---------------------------------------------------------------- value matching
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip().casefold()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return clock.isoformat(value).casefold()
-    return None
-
-
-def _number(value: Any) -> int | float | Decimal | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            value = Decimal(value)
-        except InvalidOperation:
-            return None
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
-    return None
-
-
-def _is_present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, list | tuple | dict):
-        return bool(value)
-    return True
-
-
-def _any_item(test: Matcher, value: Any) -> bool:
-    # A list (a multi-select custom field) matches when any of its items does.
-    if isinstance(value, list | tuple):
-        return any(map(test, value))
-    return test(value)
-
-
-def _item_test(operator: Operator, expected: RuleValue) -> Matcher:
-    """The test of one value; an absent value fails it (no text, no number, no match)."""
-    if operator in (Operator.EQUALS, Operator.NOT_EQUALS):
-        if is_number(expected):
-            return lambda actual: _number(actual) == expected
-        wanted = _text(expected)
-        return lambda actual: _text(actual) == wanted
-    if operator is Operator.IN:
-        assert isinstance(expected, list)
-        numbers = {item for item in expected if is_number(item)}
-        texts = {_text(item) for item in expected if not is_number(item)}
-        return lambda actual: _number(actual) in numbers or _text(actual) in texts
-    if operator in _NUMBER_COMPARISONS:
-        compare = _NUMBER_COMPARISONS[operator]
-
-        def compares(actual: Any) -> bool:
-            number = _number(actual)
-            return number is not None and compare(number, expected)
-
-        return compares
-    if operator is Operator.BETWEEN:
-        assert isinstance(expected, list)
-        low, high = expected
-        assert is_number(low) and is_number(high)
-
-        def within(actual: Any) -> bool:
-            number = _number(actual)
-            return number is not None and low <= number <= high
-
-        return within
-    if operator is Operator.REGEX:
-        assert isinstance(expected, str)
-        pattern = compiled_pattern(expected)
-
-        def searches(actual: Any) -> bool:
-            subject = actual if isinstance(actual, str) else _text(actual)
-            if not subject or subject.isspace():
-                return False
-            return pattern.search(subject[:MAX_REGEX_INPUT]) is not None
-
-        return searches
-    needle = _text(expected) or ""
-    text_test: Callable[[str], bool] = {
-        Operator.CONTAINS: lambda text: needle in text,
-        Operator.STARTS_WITH: lambda text: text.startswith(needle),
-        Operator.ENDS_WITH: lambda text: text.endswith(needle),
-    }[operator]
-
-    def matches_text(actual: Any) -> bool:
-        text = _text(actual)
-        return text is not None and text_test(text)
-
-    return matches_text
-
-
-def compile_matcher(operator: Operator, expected: RuleValue) -> Matcher:
-    """A callable telling whether a value (a lead field, an activity type) satisfies the rule."""
-    if operator is Operator.EXISTS:
-        return _is_present
-    if operator is Operator.NOT_EXISTS:
-        return lambda actual: not _is_present(actual)
-    test = _item_test(operator, expected)
-    if operator is Operator.NOT_EQUALS:
-        return lambda actual: _is_present(actual) and not _any_item(test, actual)
-    return partial(_any_item, test)
-
-
-def _reader(field: str) -> Callable[[Lead], Any]:
-    if field.startswith(CUSTOM_FIELD_PREFIX):
-        key = field.removeprefix(CUSTOM_FIELD_PREFIX)
-        return lambda lead: lead.custom_fields.get(key)
-    return attrgetter(field)
 
 
 # ---------------------------------------------------------------- scoring
@@ -324,7 +173,7 @@ class CompiledRules:
     def __init__(self, rules: Iterable[ScoringRule]) -> None:
         active = [rule for rule in rules if rule.active]
         self._attribute_rules = [
-            _AttributeRule(rule, _reader(rule.field), compile_matcher(rule.operator, rule.value))
+            _AttributeRule(rule, field_reader(rule.field), compile_matcher(rule.operator, rule.value))
             for rule in active
             if rule.field != ACTIVITY_TYPE_FIELD
         ]

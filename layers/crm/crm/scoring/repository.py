@@ -125,14 +125,6 @@ def page_key(page: RescorePage) -> dict[str, str]:
 
 
 class _Store(TableRepository):
-    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(TableName=self.table_name, Key=marshal(key), ConsistentRead=True)
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return unmarshal(item) if item else None
-
     def _transact(self, items: list[Any]) -> None:
         self.client.transact_write_items(TransactItems=items)
 
@@ -240,7 +232,7 @@ class ScoringRuleRepository(_Store):
             # Seeded by someone else meanwhile (or a transient cancellation): the caller reads again.
 
     def revision(self) -> int | None:
-        item = self._get(meta_key())
+        item = self._get_item(meta_key())
         return int(item["revision"]) if item else None
 
     def save(self, rule: StoredRule, expected_version: int | None, rule_set: RuleSet, now: datetime) -> int:
@@ -316,7 +308,7 @@ class ScoringRuleRepository(_Store):
         return new_revision
 
     def _rule_conflict(self, rule_id: str, creating: bool) -> Exception:
-        current = self._get(rule_key(rule_id))
+        current = self._get_item(rule_key(rule_id))
         if current is None:
             return NotFound(f"No scoring rule with id {rule_id}")
         if creating:
@@ -326,7 +318,7 @@ class ScoringRuleRepository(_Store):
         )
 
     def _rule_set_conflict(self, count_change: int) -> Exception:
-        meta = self._get(meta_key()) or {}
+        meta = self._get_item(meta_key()) or {}
         if count_change > 0 and int(meta.get("rule_count", 0)) >= MAX_RULES:
             return Conflict(f"There are already {MAX_RULES} scoring rules; delete one first")
         return RuleSetChanged("The scoring rules changed meanwhile")
@@ -594,8 +586,8 @@ class ScoreRepository(_Store):
         return activity, True
 
     def _first_delivery(self, lead_id: str, event_id: str) -> Activity:
-        claim = self._get(event_key(lead_id, event_id))
-        first = self._get({"PK": f"LEAD#{lead_id}", "SK": str(claim["activity_sk"])}) if claim else None
+        claim = self._get_item(event_key(lead_id, event_id))
+        first = self._get_item({"PK": f"LEAD#{lead_id}", "SK": str(claim["activity_sk"])}) if claim else None
         if first is None:
             raise RetryableError("The first delivery of this event is still being stored; try again")
         return ActivityItem.model_validate(first).to_activity()
@@ -647,7 +639,7 @@ class RescoreJobRepository(_Store):
         return job, True
 
     def get(self, job_id: str) -> RescoreJob | None:
-        item = self._get(job_key(job_id))
+        item = self._get_item(job_key(job_id))
         return RescoreJobItem.model_validate(item).to_job() if item else None
 
     def move(self, job_id: str, from_state: JobState, to_state: JobState) -> None:
@@ -736,7 +728,7 @@ class RescoreJobRepository(_Store):
             codes = cancellation_codes(exc)
             if codes[1:2] == ["ConditionalCheckFailed"]:
                 raise NotFound(f"No rescore job {page.job_id}") from exc
-            existing = self._get(page_key(page))
+            existing = self._get_item(page_key(page))
             if codes[:1] != ["ConditionalCheckFailed"] or existing is None:
                 raise RetryableError("The rescore page could not be counted; try again") from exc
             return PageMarker(int(existing["count"]), str(existing["state"]), bool(existing.get("next_sent")))

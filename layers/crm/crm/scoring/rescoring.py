@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from crm.leads.model import Activity, Lead, LeadStatus, UtcDatetime, new_id
+from crm.leads.model import LEAD_FIELDS, Activity, Lead, LeadStatus, UtcDatetime
 from crm.platform import clock
+from crm.platform.ids import new_id
 from crm.scoring.engine import AUTO_QUALIFY_SCORE, CompiledRules, should_auto_qualify
-from crm.scoring.rules import ACTIVITY_TYPE_FIELD, LEAD_FIELDS, ScoreBreakdown, ScoringCategory, ScoringRule
+from crm.scoring.rules import ACTIVITY_TYPE_FIELD, ScoreBreakdown, ScoringCategory, ScoringRule
 
 # Activities the scoring function writes itself; its stream filter and `lead_to_rescore` skip them.
 SCORING_ACTOR = "system:scoring"

@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from crm.leads.model import Activity, Lead, LeadStatus, new_id
+from crm.leads.model import Activity, Lead, LeadStatus
 from crm.leads.permissions import changeable_lead, visible_lead
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
 from crm.platform.auth import Principal
 from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
+from crm.platform.ids import new_id
 from crm.platform.observability import logger
 from crm.scoring.repository import (
     RescoreJobRepository,

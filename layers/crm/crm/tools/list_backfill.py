@@ -16,7 +16,8 @@ from typing import Any
 
 from crm.leads.repository import LeadItem
 from crm.platform import aws
-from crm.queries.list_repository import LeadListRepository, unmarshal
+from crm.platform.dynamo import unmarshal
+from crm.queries.list_repository import LeadListRepository
 
 
 @dataclass

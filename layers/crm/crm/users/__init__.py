@@ -1,1 +1,1 @@
-"""users"""
+"""Users (reps, managers, admins), their teams and hours, and the directory that gives a caller their teams."""

@@ -12,17 +12,14 @@ principal carry. Availability for automatic assignment:
 """
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -30,6 +27,7 @@ from pydantic import (
 
 from crm.leads.model import UtcDatetime
 from crm.platform.auth import Role
+from crm.platform.working_hours import WorkingHours
 
 MAX_TEAMS = 20
 MAX_CAPACITY = 100_000
@@ -63,19 +61,6 @@ TeamName = Annotated[
 ]
 
 
-class Weekday(StrEnum):
-    MON = "mon"
-    TUE = "tue"
-    WED = "wed"
-    THU = "thu"
-    FRI = "fri"
-    SAT = "sat"
-    SUN = "sun"
-
-
-_WEEKDAYS = list(Weekday)
-
-
 class Unavailable(StrEnum):
     """Why a user cannot take a lead right now (recorded in the assignment activity)."""
 
@@ -83,76 +68,6 @@ class Unavailable(StrEnum):
     OUT_OF_OFFICE = "out_of_office"
     AT_CAPACITY = "at_capacity"
     OUTSIDE_WORKING_HOURS = "outside_working_hours"
-
-
-class WorkingHours(BaseModel):
-    """When a rep takes leads: on `days`, from `start` to `end`, in `time_zone` (IANA, e.g. Europe/Paris)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    days: list[Weekday] = Field(min_length=1, max_length=7)
-    start: time
-    end: time
-    time_zone: str = Field(min_length=1, max_length=64)
-
-    @field_validator("days")
-    @classmethod
-    def distinct_days(cls, days: list[Weekday]) -> list[Weekday]:
-        return sorted(set(days), key=_WEEKDAYS.index)
-
-    @field_validator("start", "end")
-    @classmethod
-    def whole_minutes(cls, value: time) -> time:
-        if value.tzinfo is not None:
-            raise ValueError("give a local time such as 09:00; the time zone goes in time_zone")
-        return value.replace(second=0, microsecond=0)
-
-    @field_validator("time_zone")
-    @classmethod
-    def known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("not an IANA time zone (e.g. Europe/Paris, America/New_York, UTC)") from None
-        return name
-
-    def contains(self, moment: datetime) -> bool:
-        local = moment.astimezone(ZoneInfo(self.time_zone))
-        clock_time = local.time().replace(tzinfo=None)
-        today = _WEEKDAYS[local.weekday()]
-        if self.start == self.end:
-            return today in self.days
-        if self.start < self.end:
-            return today in self.days and self.start <= clock_time < self.end
-        # The shift crosses midnight: the evening part is today's shift, the early hours yesterday's.
-        if clock_time >= self.start:
-            return today in self.days
-        yesterday = _WEEKDAYS[(local - timedelta(days=1)).weekday()]
-        return clock_time < self.end and yesterday in self.days
-
-    def shifts_from(self, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """The working periods (UTC start, UTC end) that end after `moment`, in order, forever."""
-        zone = ZoneInfo(self.time_zone)
-        day = moment.astimezone(zone).date() - timedelta(days=1)  # yesterday's shift may run past midnight
-        while True:
-            if _WEEKDAYS[day.weekday()] in self.days:
-                start = datetime.combine(day, self.start, tzinfo=zone)
-                end_day = day if self.start < self.end else day + timedelta(days=1)
-                end = datetime.combine(end_day, self.end, tzinfo=zone)
-                start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-                if end_utc > moment:
-                    yield max(start_utc, moment.astimezone(UTC)), end_utc
-            day += timedelta(days=1)
-
-    def add_working_time(self, moment: datetime, duration: timedelta) -> datetime:
-        """The moment at which `duration` of working time has passed since `moment` (DST-aware: the shifts
-        are wall-clock times in `time_zone`). Adjacent shifts (a whole-day schedule) simply add up."""
-        remaining = duration
-        for start, end in self.shifts_from(moment):
-            if remaining <= end - start:
-                return start + remaining
-            remaining -= end - start
-        raise AssertionError("shifts_from never ends")  # pragma: no cover
 
 
 class OutOfOffice(BaseModel):

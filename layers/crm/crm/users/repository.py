@@ -192,7 +192,7 @@ class UserRepository(TableRepository):
 
     def list_all(self) -> list[User]:
         """Every user, by name (one index partition: a directory of people, not of leads)."""
-        items = self._query(
+        items = self._query_pages(
             {
                 "IndexName": "GSI2",
                 "KeyConditionExpression": "GSI2PK = :pk",
@@ -202,7 +202,7 @@ class UserRepository(TableRepository):
         return [UserItem.model_validate(item).to_user() for item in items if item.get("entity") == "user"]
 
     def team_members(self, team: str) -> list[User]:
-        items = self._query(
+        items = self._query_pages(
             {
                 "IndexName": "GSI1",
                 "KeyConditionExpression": "GSI1PK = :pk",
@@ -224,16 +224,3 @@ class UserRepository(TableRepository):
         if condition:
             put["ConditionExpression"] = condition
         return {"Put": put}
-
-    def _query(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": self.table_name, **kwargs}
-        items: list[dict[str, Any]] = []
-        try:
-            while True:
-                response = self.client.query(**request)
-                items.extend(unmarshal(raw) for raw in response.get("Items", []))
-                if "LastEvaluatedKey" not in response:
-                    return items
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        except ClientError as exc:
-            raise translate(exc) from exc

@@ -5,16 +5,12 @@ in their teams' queues are sent for assignment again at once, rather than at the
 fail, the change stands and the sweep picks them up within minutes.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from crm.api.models.assignment import CreateUserRequest, UpdateUserRequest
-from crm.assignment.choice import Trigger
-from crm.assignment.repository import AssignmentRepository
-from crm.assignment.routing import RoutingService
 from crm.leads.permissions import require_role
 from crm.platform import clock
 from crm.platform.auth import Principal, Role
@@ -28,13 +24,14 @@ class UserService:
     def __init__(
         self,
         users: UserRepository,
-        assignments: AssignmentRepository,
-        routing: RoutingService,
+        open_leads: Callable[[Iterable[str]], dict[str, int]],
+        wake_waiting_leads: Callable[[str], object],
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.users = users
-        self.assignments = assignments
-        self.routing = routing
+        # Both belong to assignment (open-lead counters; the team queues), given here by crm.bootstrap.
+        self._open_leads = open_leads
+        self._wake_team = wake_waiting_leads
         self.now = now
 
     def with_directory_teams(self, principal: Principal) -> Principal:
@@ -45,22 +42,22 @@ class UserService:
         return replace(principal, teams=principal.teams | frozenset(user.teams))
 
     def open_leads(self, users: list[User]) -> dict[str, int]:
-        return self.assignments.loads(user.sub for user in users)
+        return self._open_leads(user.sub for user in users)
 
-    def create(self, request: CreateUserRequest, by: Principal) -> User:
+    def create(self, new_user: Callable[[datetime], User], by: Principal) -> User:
         require_role(by, Role.ADMIN)
-        user = request.to_user(self.now())
+        user = new_user(self.now())
         self.users.create(user)
         logger.info("User created", extra={"user": user.sub, "by": by.subject})
         self._wake_waiting_leads(user.teams)
         return user
 
-    def update(self, sub: str, request: UpdateUserRequest, version: int, by: Principal) -> User:
+    def update(self, sub: str, change: Callable[[User, datetime], User], version: int, by: Principal) -> User:
         require_role(by, Role.ADMIN)
         before = self.users.require(sub)
         if before.version != version:
             raise VersionConflict("The user was changed by someone else", current_version=before.version)
-        after = User.model_validate(request.apply(before, self.now()).model_dump())
+        after = User.model_validate(change(before, self.now()).model_dump())
         stored = self.users.replace(before, after)
         logger.info("User updated", extra={"user": sub, "by": by.subject, "version": stored.version})
         self._wake_waiting_leads(set(before.teams) | set(stored.teams))
@@ -69,6 +66,6 @@ class UserService:
     def _wake_waiting_leads(self, teams: set[str] | list[str]) -> None:
         for team in sorted(set(teams)):
             try:
-                self.routing.requeue_waiting(Trigger.USER_CHANGE, team)
+                self._wake_team(team)
             except (RetryableError, ClientError):  # the change is stored; the sweep sends them within minutes
                 logger.warning("Waiting leads not requeued after a user change", extra={"team": team})

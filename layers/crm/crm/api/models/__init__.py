@@ -1,1 +1,1 @@
-"""models"""
+"""The HTTP API's request and response models, one module per resource (apart from domain and stored items)."""

@@ -1,31 +1,20 @@
 """HTTP models of users, assignment rules and manual assignment (input and output), apart from the domain.
 
-The OpenAPI document (crm.api.docs) finds the request models here by name.
 A new assignment rule is `crm.assignment.rules.AssignmentRuleInput` (shared with the domain's checks).
 """
-
-__all__ = [
-    "AssignLeadRequest",
-    "AssignmentRuleInput",
-    "AssignmentRuleListResponse",
-    "AssignmentRuleResponse",
-    "CreateUserRequest",
-    "UpdateAssignmentRuleRequest",
-    "UpdateUserRequest",
-    "UserListResponse",
-    "UserResponse",
-]
 
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
-from crm.assignment.rules import MAX_CONDITIONS, MAX_PRIORITY, AssignmentRule, AssignmentRuleInput, Condition
+from crm.assignment.rules import AssignmentRule
+from crm.leads.criteria import MAX_CONDITIONS, MAX_PRIORITY, Condition
 from crm.leads.model import UtcDatetime
 from crm.platform.auth import Role
 from crm.platform.fields import PersonName, StrictInteger, Text100
-from crm.users.model import MAX_CAPACITY, MAX_TEAMS, OutOfOffice, StaffEmail, TeamName, User, WorkingHours
+from crm.platform.working_hours import WorkingHours
+from crm.users.model import MAX_CAPACITY, MAX_TEAMS, OutOfOffice, StaffEmail, TeamName, User
 
 SubId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 

@@ -6,13 +6,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from crm.api.models.leads import LeadResponse
-from crm.conversion.service import Company, Contact, ConversionOptions, ConversionResult, Deal, DealStage
+from crm.conversion.model import Company, Contact, ConversionOptions, ConversionResult, Deal, DealStage
 from crm.leads.model import UtcDatetime
 from crm.platform.fields import MoneyAmount, OptionalMoney, OptionalText255
+from crm.platform.ids import ID_PATTERN
 
-RecordId = Annotated[
-    str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", max_length=36)
-]
+RecordId = Annotated[str, Field(pattern=ID_PATTERN, max_length=36)]
 
 
 class ConvertLeadRequest(BaseModel):

@@ -111,18 +111,6 @@ class ChatCaptureRequest(LeadFields):
 # ---------------------------------------------------------------- responses
 
 
-class ErrorField(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    message: str
-    fields: list[ErrorField] | None = None
-    current_version: int | None = None
-
-
 class CaptureResponse(BaseModel):
     """Public capture answers: the lead's id only, never another person's data."""
 

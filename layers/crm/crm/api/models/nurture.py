@@ -1,27 +1,16 @@
 """HTTP models of nurture sequences and unsubscribe (input and output), apart from the domain.
 
-The OpenAPI document (crm.api.docs) finds the request models here by name. A new sequence is
+A new sequence is
 `crm.nurture.sequences.NurtureSequenceInput` (shared with the domain's checks).
 """
-
-__all__ = [
-    "NurtureSequenceInput",
-    "NurtureSequenceListResponse",
-    "NurtureSequenceResponse",
-    "OneClickUnsubscribeQuery",
-    "UnsubscribeForm",
-    "UnsubscribeLinkQuery",
-    "UnsubscribeResponse",
-    "UpdateNurtureSequenceRequest",
-]
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from crm.assignment.rules import MAX_CONDITIONS, MAX_PRIORITY, Condition
+from crm.leads.criteria import MAX_CONDITIONS, MAX_PRIORITY, Condition
 from crm.leads.model import UtcDatetime
-from crm.nurture.sequences import MAX_STEPS, NurtureSequence, NurtureSequenceInput, NurtureStep
+from crm.nurture.sequences import MAX_STEPS, NurtureSequence, NurtureStep
 from crm.platform.fields import StrictInteger, Text100
 
 

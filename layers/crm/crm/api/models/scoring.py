@@ -1,7 +1,4 @@
-"""HTTP models of the scoring API: scoring rules, rescore jobs, a lead's score ledger, behavioural events.
-
-Request models are re-exported by crm.api.models.leads, where the OpenAPI document looks them up by name.
-"""
+"""HTTP models of the scoring API: scoring rules, rescore jobs, a lead's score ledger, behavioural events."""
 
 import re
 from decimal import Decimal
@@ -18,14 +15,13 @@ from pydantic import (
     StringConstraints,
 )
 
+from crm.conditions import Operator, RuleValue
 from crm.leads.model import Lead, UtcDatetime
 from crm.platform.fields import CustomFields, OptionalText255, StrictInteger
 from crm.scoring.rescoring import OWN_ACTIVITY_TYPES, JobState, RescoreJob, RuleSet, StoredRule
 from crm.scoring.rules import (
     MAX_RULE_POINTS,
     GroupName,
-    Operator,
-    RuleValue,
     ScoreBreakdown,
     ScoringCategory,
     ScoringRuleInput,
