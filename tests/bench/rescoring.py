@@ -39,10 +39,12 @@ from botocore.config import Config
 from crm.leads.model import Activity, Lead
 from crm.leads.repository import LeadRepository
 from crm.platform.ids import new_id
-from crm.scoring.repository import RescoreJobRepository, ScoreRepository, ScoringRuleRepository
+from crm.scoring.rescore_job_repository import RescoreJobRepository
 from crm.scoring.rescore_queue import InMemoryRescoreQueue
 from crm.scoring.rescoring import RescoreJob
+from crm.scoring.rule_repository import ScoringRuleRepository
 from crm.scoring.rules import ScoringRuleInput
+from crm.scoring.score_repository import ScoreRepository
 from crm.scoring.service import RescoreService, RuleService, ScoringService
 
 from devstack.dynamodb_local import DynamoDBLocal

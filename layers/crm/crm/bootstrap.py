@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from crm.capture.service import CaptureService
 from crm.leads.repository import LeadRepository
 from crm.platform.settings import get_settings
+from crm.scoring.rescore_job_repository import RescoreJobRepository
+from crm.scoring.rule_repository import ScoringRuleRepository
+from crm.scoring.score_repository import ScoreRepository
 
 if TYPE_CHECKING:  # imported where built, so the capture function's cold start does not pay for them
     from crm.analytics.service import AnalyticsService
@@ -109,7 +112,7 @@ def conversion_service() -> "ConversionService":
 
 @built_once
 def scoring_service() -> "ScoringService":
-    from crm.scoring.repository import ScoreRepository, ScoringRuleRepository
+    pass
     from crm.scoring.service import ScoringService
 
     settings = get_settings()
@@ -122,7 +125,7 @@ def scoring_service() -> "ScoringService":
 
 @built_once
 def rescore_service() -> "RescoreService":
-    from crm.scoring.repository import RescoreJobRepository
+    pass
     from crm.scoring.rescore_queue import SqsRescoreQueue
     from crm.scoring.service import RescoreService
 

@@ -1,1 +1,1 @@
-"""Analytics: funnel, sources and speed-to-lead counters kept from lead changes, and the nightly reconciliation."""
+"""Analytics: funnel, sources and speed-to-lead counters kept from lead changes; nightly reconciliation."""

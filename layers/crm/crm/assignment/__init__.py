@@ -1,1 +1,1 @@
-"""Assignment: rules, least-loaded choice, routing to sales or nurture, waiting queues, manual reassignment."""
+"""Assignment: rules, least-loaded choice, routing to sales or nurture, waiting queues, reassignment."""

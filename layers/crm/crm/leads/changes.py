@@ -12,21 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from boto3.dynamodb.types import TypeDeserializer
+
+from crm.platform.dynamo import stream_image
 
 CLOSED_STATUSES = frozenset({"converted", "unqualified"})
-_deserializer = TypeDeserializer()
-
-
-def _image(raw: dict[str, Any] | None) -> dict[str, Any]:
-    """A stream image as plain values. An attribute that is not a typed value is left out: DynamoDB Local's
-    stream renders an empty map as `{}` instead of `{"M": {}}`, and no handler here reads maps."""
-    image: dict[str, Any] = {}
-    for name, value in (raw or {}).items():
-        if isinstance(value, dict) and len(value) == 1:
-            typed: Any = value  # one {type: value} pair, as TypeDeserializer expects
-            image[name] = _deserializer.deserialize(typed)
-    return image
 
 
 @dataclass(frozen=True)
@@ -41,7 +30,7 @@ class LeadChange:
     @classmethod
     def from_record(cls, record: DynamoDBRecord) -> "LeadChange | None":
         stream = record.get("dynamodb") or {}
-        new, old = _image(stream.get("NewImage")), _image(stream.get("OldImage"))
+        new, old = stream_image(stream.get("NewImage")), stream_image(stream.get("OldImage"))
         image = new or old
         if image.get("entity") != "lead" or not image.get("id"):
             return None

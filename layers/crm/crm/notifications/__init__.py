@@ -1,1 +1,1 @@
-"""Notifications to staff: jobs, the emails they become, delivery at most once, SES events back as activities."""
+"""Staff notifications: jobs, the emails they become, delivery at most once, SES events as activities."""

@@ -176,3 +176,13 @@ def key_condition(
     else:
         names.pop("#sk")
     return expression, names, values
+
+
+def stream_image(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """A stream record's image as plain values. An attribute that is not one typed value is left out:
+    DynamoDB Local's stream (through botocore) renders an empty map as `{}` instead of `{"M": {}}`."""
+    return {
+        name: deserializer.deserialize(value)  # type: ignore[arg-type]
+        for name, value in (raw or {}).items()
+        if isinstance(value, dict) and len(value) == 1
+    }

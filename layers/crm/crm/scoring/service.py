@@ -14,16 +14,11 @@ from crm.leads.permissions import changeable_lead, visible_lead
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
 from crm.platform.auth import Principal
+from crm.platform.dynamo import stream_image
 from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
 from crm.platform.ids import new_id
 from crm.platform.observability import logger
-from crm.scoring.repository import (
-    RescoreJobRepository,
-    RuleSetChanged,
-    ScoreRepository,
-    ScoringRuleRepository,
-    stream_image,
-)
+from crm.scoring.rescore_job_repository import RescoreJobRepository
 from crm.scoring.rescore_queue import RescoreQueue
 from crm.scoring.rescoring import (
     JobReason,
@@ -44,7 +39,9 @@ from crm.scoring.rescoring import (
     rules_job_revision,
     status_partitions,
 )
+from crm.scoring.rule_repository import RuleSetChanged, ScoringRuleRepository
 from crm.scoring.rules import ScoreBreakdown, ScoringRuleInput
+from crm.scoring.score_repository import ScoreRepository
 
 # Bounded retries of a score write that lost an optimistic-locking race (read again, recompute, retry).
 MAX_ATTEMPTS = 12

@@ -1,1 +1,1 @@
-"""Users (reps, managers, admins), their teams and hours, and the directory that gives a caller their teams."""
+"""Users (reps, managers, admins), their teams and hours, and the directory that gives callers their teams."""

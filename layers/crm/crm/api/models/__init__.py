@@ -1,1 +1,1 @@
-"""The HTTP API's request and response models, one module per resource (apart from domain and stored items)."""
+"""The HTTP API's request and response models, one module per resource (apart from domain and items)."""
