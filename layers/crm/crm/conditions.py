@@ -160,6 +160,19 @@ def _check_pattern(value: object) -> str:
     return value
 
 
+_SCALARS = (bool, int, float, Decimal, str)
+
+
+def check_value_shape(value: object) -> object:
+    """A rule value is one JSON scalar or a list of them: one clear error instead of one per member of
+    the RuleValue union (run before the type's own validation)."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list) and all(isinstance(item, _SCALARS) for item in value):
+        return value
+    raise ValueError("must be a text, a number, true/false or a list of those")
+
+
 def check_value(operator: Operator, value: RuleValue) -> RuleValue:
     """The value shape each operator needs; the message says which shape."""
     if operator in _PRESENCE_OPERATORS:

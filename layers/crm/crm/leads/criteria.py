@@ -5,18 +5,15 @@ checked against the operator. Unlike scoring rules, these may test a lead's scor
 known when a lead is routed or enrolled.
 """
 
-from decimal import Decimal
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from crm.conditions import Operator, RuleValue, check_value, custom_field_name_ok
+from crm.conditions import Operator, RuleValue, check_value, check_value_shape, custom_field_name_ok
 from crm.leads.model import LEAD_FIELDS
 
 MAX_CONDITIONS = 20
 MAX_PRIORITY = 1_000_000
 # A lead's score and grade are known when it is routed, so rules may route on them (unlike scoring rules).
 ASSIGNABLE_FIELDS = LEAD_FIELDS | {"score", "grade"}
-_SCALARS = (bool, int, float, Decimal, str)
 
 
 class Condition(BaseModel):
@@ -41,11 +38,7 @@ class Condition(BaseModel):
     @field_validator("value", mode="before")
     @classmethod
     def scalar_or_list(cls, value: object) -> object:
-        if value is None or isinstance(value, _SCALARS):
-            return value
-        if isinstance(value, list) and all(isinstance(item, _SCALARS) for item in value):
-            return value
-        raise ValueError("must be a text, a number, true/false or a list of those")
+        return check_value_shape(value)
 
     @field_validator("value")
     @classmethod

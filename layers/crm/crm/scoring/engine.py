@@ -3,12 +3,7 @@
 Pure domain logic: no AWS, no I/O. Rules are compiled once into plain callables (`CompiledRules`),
 so scoring a lead is a loop over matchers. Every score comes with its ledger (`ScoreBreakdown`).
 
-Semantics a rule author can rely on:
-- Text comparisons ignore case and surrounding spaces; `regex` searches anywhere in the value, ignoring case.
-- A number rule (gt, between, equals 5, ...) also reads numeric text, e.g. a custom field "5000".
-- An absent value (missing, null, blank text, empty list) matches only `not_exists`: `not_equals X`
-  does not match a lead that has no value at all.
-- A list value (a multi-select custom field) matches when any item does; `not_equals` when none does.
+Semantics a rule author can rely on (how one value matches: `crm.conditions`):
 - Rules sharing a `group` are tiers: only the best-scoring match of a group counts.
 - Behavioural rules give their points per matching activity (by activity type), then decay with the
   activity's age, then the cap limits the rule's total.

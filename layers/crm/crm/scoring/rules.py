@@ -4,7 +4,6 @@ The engine that applies the rules is `crm.scoring.engine`; this module holds no 
 """
 
 from datetime import datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from crm.conditions import Operator, RuleValue, check_value, custom_field_name_ok
+from crm.conditions import Operator, RuleValue, check_value, check_value_shape, custom_field_name_ok
 from crm.leads.model import LEAD_FIELDS, UtcDatetime
 from crm.platform.fields import StrictInteger, Text100
 
@@ -79,13 +78,7 @@ class RuleDefinition(BaseModel):
     @field_validator("value", mode="before")
     @classmethod
     def scalar_or_list(cls, value: object) -> object:
-        # One clear error instead of one per member of the RuleValue union.
-        scalars = (bool, int, float, Decimal, str)
-        if value is None or isinstance(value, scalars):
-            return value
-        if isinstance(value, list) and all(isinstance(item, scalars) for item in value):
-            return value
-        raise ValueError("must be a text, a number, true/false or a list of those")
+        return check_value_shape(value)
 
     @field_validator("value")
     @classmethod
