@@ -346,12 +346,4 @@ class AnalyticsRepository(TableRepository):
             raise translate(exc) from exc
 
     def reconciliation(self, day: date) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name,
-                Key=marshal({"PK": "STATS#reconciliation", "SK": day.isoformat()}),
-                ConsistentRead=True,
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        return unmarshal(response["Item"]) if "Item" in response else None
+        return self._get_item({"PK": "STATS#reconciliation", "SK": day.isoformat()})

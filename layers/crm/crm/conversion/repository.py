@@ -28,7 +28,7 @@ from crm.leads.repository import (
     ActivityItem,
     LeadItem,
 )
-from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, error_code, marshal, must_exist, translate, unmarshal
 from crm.platform.errors import InvalidInput, RetryableError
 
 
@@ -200,11 +200,11 @@ class ConversionRepository(TableRepository):
         if plan.contact is not None:
             items.append(("contact", _put_new(table, ContactItem.from_contact(plan.contact).model_dump())))
         if plan.existing_contact_id is not None:
-            items.append(("attached_contact", _must_exist(table, contact_key(plan.existing_contact_id))))
+            items.append(("attached_contact", must_exist(table, contact_key(plan.existing_contact_id))))
         if plan.company is not None:
             items.append(("company", _put_new(table, CompanyItem.from_company(plan.company).model_dump())))
         if plan.existing_company_id is not None:
-            items.append(("attached_company", _must_exist(table, company_key(plan.existing_company_id))))
+            items.append(("attached_company", must_exist(table, company_key(plan.existing_company_id))))
         for key in plan.company_keys_to_claim:
             claim = CompanyKeyItem(
                 **company_match_key(key), company_id=str(plan.lead.company_id), created_at=created_at
@@ -253,14 +253,4 @@ class ConversionRepository(TableRepository):
 def _put_new(table: str, item: dict[str, Any]) -> dict[str, Any]:
     return {
         "Put": {"TableName": table, "Item": marshal(item), "ConditionExpression": "attribute_not_exists(PK)"}
-    }
-
-
-def _must_exist(table: str, key: dict[str, str]) -> dict[str, Any]:
-    return {
-        "ConditionCheck": {
-            "TableName": table,
-            "Key": marshal(key),
-            "ConditionExpression": "attribute_exists(PK)",
-        }
     }

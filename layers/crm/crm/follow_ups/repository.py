@@ -22,7 +22,6 @@ from crm.platform.dynamo import (
     error_code,
     marshal,
     translate,
-    unmarshal,
 )
 from crm.platform.errors import RetryableError
 
@@ -59,14 +58,8 @@ class FollowUpRepository(TableRepository):
         return True
 
     def get(self, lead_id: str) -> SlaTimer | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(sla_timer_key(lead_id)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return SlaTimer.model_validate(unmarshal(item)) if item else None
+        item = self._get_item(sla_timer_key(lead_id))
+        return SlaTimer.model_validate(item) if item else None
 
     def cancel(self, lead_id: str, reason: str, now: datetime) -> bool:
         """Stop a pending timer; False if there is none pending (never started, fired or cancelled)."""

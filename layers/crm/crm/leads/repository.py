@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crm.leads.index import list_index_attributes
 from crm.leads.model import Activity, Lead
-from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal, versioned
 from crm.platform.errors import DuplicateEmail, RetryableError, VersionConflict
 
 
@@ -154,16 +154,7 @@ class LeadRepository(TableRepository):
         """Store a changed lead if nobody changed it since `expected_version`; version goes up by one."""
         stored = lead.model_copy(update={"version": expected_version + 1})
         transact_items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
-                    "ConditionExpression": "#version = :expected",
-                    "ExpressionAttributeNames": {"#version": "version"},
-                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+            self.versioned_put(stored, expected_version),
             *(self._put_activity(activity) for activity in activities),
         ]
         try:
@@ -194,14 +185,8 @@ class LeadRepository(TableRepository):
 
     # ------------------------------------------------------------------ reads
     def get(self, lead_id: str) -> Lead | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(lead_key(lead_id)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return LeadItem.model_validate(unmarshal(item)).to_lead() if item else None
+        item = self._get_item(lead_key(lead_id))
+        return LeadItem.model_validate(item).to_lead() if item else None
 
     def get_with_activities(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
         """The lead and its timeline, newest first, in one Query of its partition."""
@@ -230,16 +215,22 @@ class LeadRepository(TableRepository):
         return (lead, activities) if lead else None
 
     def find_id_by_email(self, email: str) -> str | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(email_key(email)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return str(unmarshal(item)["lead_id"]) if item else None
+        item = self._get_item(email_key(email))
+        return str(item["lead_id"]) if item else None
 
     # ------------------------------------------------------------------ helpers
+    def versioned_put(self, stored: Lead, expected_version: int) -> dict[str, Any]:
+        """The transaction item that writes `stored` only if the lead is still at `expected_version`
+        (the old item comes back on a conflict, to tell the caller the current version)."""
+        put = versioned(
+            {
+                "TableName": self.table_name,
+                "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
+            },
+            expected_version,
+        )
+        return {"Put": {**put, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
     def _put_activity(self, activity: Activity) -> dict[str, Any]:
         return {
             "Put": {

@@ -242,14 +242,8 @@ class TaskRepository(TableRepository):
 
     # ------------------------------------------------------------------ reads
     def get(self, task_id: str) -> Task | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(task_key(task_id)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return TaskItem.model_validate(unmarshal(item)).to_task() if item else None
+        item = self._get_item(task_key(task_id))
+        return TaskItem.model_validate(item).to_task() if item else None
 
     def open_tasks(
         self, owner: str, due_before: datetime | None, limit: int, cursor: str | None = None

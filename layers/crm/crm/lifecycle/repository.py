@@ -17,7 +17,7 @@ from crm.leads.model import Activity, Lead
 from crm.leads.repository import (
     ActivityItem,
     EmailClaimItem,
-    LeadItem,
+    LeadRepository,
     email_key,
 )
 from crm.leads.task_repository import TaskRepository
@@ -40,6 +40,7 @@ class LeadChangeRepository(TableRepository):
     def __init__(self, table_name: str, shards: int = 4, client: "DynamoDBClient | None" = None) -> None:
         super().__init__(table_name, shards, client=client)
         self._tasks = TaskRepository(table_name, shards, client=client)
+        self._leads = LeadRepository(table_name, shards, client=client)
 
     def save(
         self,
@@ -57,18 +58,7 @@ class LeadChangeRepository(TableRepository):
         EmailTaken when another lead holds the new email.
         """
         stored = lead.model_copy(update={"version": expected_version + 1})
-        items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": marshal(LeadItem.from_lead(stored, self.shards).model_dump()),
-                    "ConditionExpression": "#version = :expected",
-                    "ExpressionAttributeNames": {"#version": "version"},
-                    "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            }
-        ]
+        items: list[Any] = [self._leads.versioned_put(stored, expected_version)]
         new_claim_index: int | None = None
         if email_move is not None:
             claim = EmailClaimItem(

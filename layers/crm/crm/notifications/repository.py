@@ -17,7 +17,16 @@ from botocore.exceptions import ClientError
 from crm.leads.model import Activity
 from crm.leads.repository import ActivityItem, lead_key
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import (
+    TableRepository,
+    cancellation_codes,
+    error_code,
+    marshal,
+    must_exist,
+    put_new,
+    translate,
+    unmarshal,
+)
 from crm.platform.errors import RetryableError
 
 MAX_ERROR_LENGTH = 500
@@ -134,37 +143,17 @@ class NotificationRepository(TableRepository):
             raise translate(exc) from exc
 
     def get_status(self, delivery: DeliveryKey) -> dict[str, Any] | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(delivery.key()), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return unmarshal(item) if item else None
+        return self._get_item(delivery.key())
 
     def record_email_event(self, activity: Activity) -> bool:
         """Add an activity for an SES event once (its id and time derive from the event); False if known
         already or if the lead no longer exists."""
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self.table_name,
-                            "Key": marshal(lead_key(activity.lead_id)),
-                            "ConditionExpression": "attribute_exists(PK)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": marshal(ActivityItem.from_activity(activity).model_dump()),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    },
-                ]
-            )
+            items: list[Any] = [
+                must_exist(self.table_name, lead_key(activity.lead_id)),
+                put_new(self.table_name, ActivityItem.from_activity(activity).model_dump()),
+            ]
+            self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if "ConditionalCheckFailed" in cancellation_codes(exc):
                 return False

@@ -8,7 +8,7 @@ from datetime import datetime
 from botocore.exceptions import ClientError
 
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, marshal, translate
 
 
 def checkpoint_key(source: str) -> dict[str, str]:
@@ -17,13 +17,7 @@ def checkpoint_key(source: str) -> dict[str, str]:
 
 class CheckpointRepository(TableRepository):
     def get(self, source: str) -> datetime | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(checkpoint_key(source)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = unmarshal(response.get("Item") or {})
+        item = self._get_item(checkpoint_key(source)) or {}
         return clock.parse(str(item["until"])) if item.get("until") else None
 
     def put(self, source: str, until: datetime) -> None:

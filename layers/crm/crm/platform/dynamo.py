@@ -186,3 +186,21 @@ def stream_image(raw: dict[str, Any] | None) -> dict[str, Any]:
         for name, value in (raw or {}).items()
         if isinstance(value, dict) and len(value) == 1
     }
+
+
+def must_exist(table: str, key: dict[str, str]) -> dict[str, Any]:
+    """A transaction item that only checks the item at `key` exists."""
+    return {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": marshal(key),
+            "ConditionExpression": "attribute_exists(PK)",
+        }
+    }
+
+
+def put_new(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A transaction item that writes `item` only if nothing is stored at its key yet."""
+    return {
+        "Put": {"TableName": table, "Item": marshal(item), "ConditionExpression": "attribute_not_exists(PK)"}
+    }

@@ -127,13 +127,7 @@ class DynamoSearchIndex(TableRepository):
 
     # ------------------------------------------------------------------ writes
     def sync(self, lead_id: str, lead: Lead | None, version: int) -> bool:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(manifest_key(lead_id)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        manifest = unmarshal(response["Item"]) if "Item" in response else None
+        manifest = self._get_item(manifest_key(lead_id))
         if manifest is not None and int(manifest["lead_version"]) > version:
             return False
         current = {(str(pk), str(sk)) for pk, sk in (manifest.get("keys") or [])} if manifest else set()

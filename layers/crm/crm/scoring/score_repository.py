@@ -16,6 +16,8 @@ from crm.platform.dynamo import (
     cancellation_codes,
     error_code,
     marshal,
+    must_exist,
+    put_new,
     translate,
     unmarshal,
 )
@@ -249,20 +251,8 @@ class ScoreRepository(ScoringStore):
         nothing and returns the activity the first delivery stored (and False)."""
         item = ActivityItem.from_activity(activity).model_dump()
         items: list[Any] = [
-            {
-                "ConditionCheck": {
-                    "TableName": self.table_name,
-                    "Key": marshal(lead_key(activity.lead_id)),
-                    "ConditionExpression": "attribute_exists(PK)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": marshal(item),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            },
+            must_exist(self.table_name, lead_key(activity.lead_id)),
+            put_new(self.table_name, item),
         ]
         if event_id is not None:
             claim = {

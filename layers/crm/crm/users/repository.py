@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
-from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate
 from crm.platform.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.users.model import User
 
@@ -157,14 +157,8 @@ class UserRepository(TableRepository):
 
     # ------------------------------------------------------------------ reads
     def get(self, sub: str) -> User | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(user_key(sub)), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return UserItem.model_validate(unmarshal(item)).to_user() if item else None
+        item = self._get_item(user_key(sub))
+        return UserItem.model_validate(item).to_user() if item else None
 
     def require(self, sub: str) -> User:
         user = self.get(sub)
@@ -173,14 +167,8 @@ class UserRepository(TableRepository):
         return user
 
     def sub_for_email(self, email: str) -> str | None:
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key=marshal(user_email_key(email.lower())), ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise translate(exc) from exc
-        item = response.get("Item")
-        return str(unmarshal(item)["sub"]) if item else None
+        item = self._get_item(user_email_key(email.lower()))
+        return str(item["sub"]) if item else None
 
     def find(self, sub: str, email: str | None) -> User | None:
         """The user a signed-in principal is: by subject, else by email."""
