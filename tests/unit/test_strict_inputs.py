@@ -6,15 +6,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from crm.api.models.assignment import (
-    CreateUserRequest,
-    UpdateAssignmentRuleRequest,
-    UpdateUserRequest,
-)
+from crm.api.models.assignment import UpdateAssignmentRuleRequest
 from crm.api.models.leads import CreateLeadRequest
 from crm.api.models.lifecycle import UpdateLeadRequest
 from crm.api.models.nurture import UpdateNurtureSequenceRequest
 from crm.api.models.scoring import ScoringRulePatchRequest, ScoringRuleReplaceRequest
+from crm.api.models.users import CreateUserRequest, UpdateUserRequest
 from crm.assignment.rules import AssignmentRuleInput
 from crm.nurture.sequences import NurtureSequence, NurtureSequenceInput
 from crm.platform.errors import InvalidInput

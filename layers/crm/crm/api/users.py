@@ -8,13 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from crm import bootstrap
-from crm.api.models.assignment import (
-    CreateUserRequest,
-    UpdateUserRequest,
-    UserListResponse,
-    UserResponse,
-)
 from crm.api.models.lifecycle import etag, expected_version
+from crm.api.models.users import CreateUserRequest, UpdateUserRequest, UserListResponse, UserResponse
 from crm.api.openapi import request_model
 from crm.platform.errors import InvalidInput, NotFound
 from crm.platform.http import (

@@ -41,7 +41,7 @@ def company_key(company_id: str) -> dict[str, str]:
 
 
 def company_match_key(key: str) -> dict[str, str]:
-    """`key` is "domain:<domain>" or "name:<normalised name>" (crm.conversion.service.company_keys)."""
+    """`key` is "domain:<domain>" or "name:<normalised name>" (crm.conversion.model.company_keys)."""
     return {"PK": f"COMPANYKEY#{key}", "SK": "COMPANYKEY"}
 
 

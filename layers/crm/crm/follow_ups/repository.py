@@ -124,6 +124,6 @@ class FollowUpRepository(TableRepository):
         return True
 
     def due(self, since: datetime, until: datetime, limit: int) -> list[SlaTimer]:
-        """Pending timers due in [since, until], soonest first (crm.platform.dynamo.query_due)."""
+        """Pending timers due in [since, until], soonest first (`TableRepository.query_due`)."""
         items = self.query_due("SLADUE", since, until, limit)
         return [SlaTimer.model_validate(item) for item in items]

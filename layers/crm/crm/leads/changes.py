@@ -3,7 +3,7 @@
 LeadEventsFunction receives the table's stream, filtered to lead items, and runs every reaction on every
 record, in order. A reaction that raises fails the record (and the record is retried, with every reaction
 run again), so each reaction is idempotent. The reactions live in their contexts (`reactions.py` of
-assignment, follow_ups, queries, analytics and nurture); `crm.bootstrap.LEAD_CHANGE_REACTIONS` is the one
+assignment, follow_ups, queries, analytics and nurture); `crm.bootstrap.lead_change_reactions` is the one
 list that wires them. AWS advises at most two consumers per stream, and the scoring function is the other.
 """
 

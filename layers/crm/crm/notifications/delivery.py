@@ -3,7 +3,7 @@
 - lead_assigned: to the rep the lead was assigned to (skipped if it has been reassigned since);
 - unassigned_lead: to every active manager of the team whose queue the lead waits in;
 - task_reminder: to a task's owner, while the task is open, still due then, and still wanted
-  (`crm.follow_ups.rules.task_closing_reason`: a follow-up is not once its lead has been contacted, a
+  (`crm.leads.tasks.task_closing_reason`: a follow-up is not once its lead has been contacted, a
   rule-made task not once its lead has been converted);
 - sla_breached: to every active manager of the lead's team, unless the lead was contacted meanwhile;
 - nurture_step: to the lead itself, handed to `crm.nurture.mailer` (its own checks and claim).

@@ -241,7 +241,7 @@ class NurtureRepository(TableRepository):
 
     def due(self, since: datetime, until: datetime, limit: int) -> list[NurtureEnrollment]:
         """Active enrollments whose next step is due in [since, until], soonest first, at most `limit`: one
-        Query per due day and shard of the sparse due index (`crm.platform.dynamo.query_due`)."""
+        Query per due day and shard of the sparse due index (`TableRepository.query_due`)."""
         items = self.query_due(DUE_PREFIX, since, until, limit)
         return [EnrollmentItem.model_validate(item).to_enrollment() for item in items]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from crm.api.models.assignment import CreateUserRequest
+from crm.api.models.users import CreateUserRequest
 from crm.assignment.repository import AssignmentRepository
 from crm.assignment.rules import default_assignment_rules
 from crm.nurture.repository import NurtureRepository
