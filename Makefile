@@ -47,7 +47,7 @@ lint: $(STAMP) ## ruff, mypy and the domain layer's import contracts (lint-impor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/crm functions devstack
-	cd layers/crm && ../../$(BIN)/lint-imports ../../pyproject.toml
+	cd layers/crm && ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
 format: $(STAMP)
 	$(BIN)/ruff format .
