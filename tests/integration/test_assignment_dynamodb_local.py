@@ -8,6 +8,7 @@ import json
 import queue
 import random
 import threading
+import time
 import urllib.request
 from collections import Counter
 from datetime import timedelta
@@ -72,28 +73,52 @@ def run_concurrently(template: Template, lead_ids: list[str], workers: int = WOR
     handlers = [load_handler(function, copy=100 + n) for n in range(workers)]
     invocations = Counter[int]()
     errors: list[BaseException] = []
+    # A worker stops only when no job is queued and none is in flight: a batch still running may hand
+    # its failed jobs back, and someone must be left to take them.
+    in_flight = [0]
+    lock = threading.Lock()
+
+    def take_batch() -> list[str] | None:
+        with lock:
+            batch = []
+            while len(batch) < 10:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if batch:
+                in_flight[0] += 1
+                return batch
+            return None if in_flight[0] == 0 else []
 
     def work(n: int) -> None:
         try:
             while True:
-                batch = []
-                while len(batch) < 10:
-                    try:
-                        batch.append(jobs.get_nowait())
-                    except queue.Empty:
-                        break
-                if not batch:
+                batch = take_batch()
+                if batch is None:
                     return
+                if not batch:
+                    time.sleep(0.01)
+                    continue
                 event = sqs_event(
                     [{"lead_id": i, "trigger": "score_threshold"} for i in batch],
                     "leadflow-local-AssignmentQueue",
                 )
-                response = handlers[n](event, FakeLambdaContext(function_name=function.name, timeout_s=30))
-                invocations[n] += 1
-                by_id = {r["messageId"]: lead_id for r, lead_id in zip(event["Records"], batch, strict=True)}
-                for failure in response.get("batchItemFailures", []):
-                    jobs.put(by_id[failure["itemIdentifier"]])
+                try:
+                    context = FakeLambdaContext(function_name=function.name, timeout_s=30)
+                    response = handlers[n](event, context)
+                    invocations[n] += 1
+                    records = zip(event["Records"], batch, strict=True)
+                    by_id = {record["messageId"]: lead_id for record, lead_id in records}
+                    with lock:
+                        for failure in response.get("batchItemFailures", []):
+                            jobs.put(by_id[failure["itemIdentifier"]])
+                finally:
+                    with lock:
+                        in_flight[0] -= 1
         except BaseException as exc:  # surfaced to the test below
+            with lock:
+                jobs.queue.clear()  # the others stop too: the test fails on this error
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
