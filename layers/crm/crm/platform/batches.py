@@ -29,9 +29,6 @@ def batch_processor(event_type: EventType) -> BatchProcessor:
     )
 
 
-_JOBS = batch_processor(EventType.SQS)
-
-
 def process_jobs(
     event: dict[str, Any], context: LambdaContext, handle_job: Callable[[dict[str, Any]], None]
 ) -> PartialItemFailureResponse:
@@ -45,5 +42,9 @@ def process_jobs(
         consume(record, handle_job, policy)
 
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=_JOBS, context=context
+        # A processor per batch: it holds the batch's results, and it costs nothing to make.
+        event=event,
+        record_handler=record_handler,
+        processor=batch_processor(EventType.SQS),
+        context=context,
     )
