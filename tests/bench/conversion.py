@@ -19,8 +19,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from crm.conversion.model import ConversionOptions, Lookup, plan_conversion
-
 os.environ.update(
     AWS_ACCESS_KEY_ID="bench",
     AWS_SECRET_ACCESS_KEY="bench",
@@ -68,9 +66,8 @@ def qualified_leads(client: Any, table: str, count: int) -> list[Any]:
 
 def baseline(client: Any, table: str, leads: list[Any]) -> list[float]:
     """Raw TransactWriteItems of the very items each conversion writes, built before the clock starts."""
+    from crm.conversion.model import ConversionOptions, Lookup, plan_conversion
     from crm.conversion.repository import ConversionRepository
-
-    pass
     from crm.platform.auth import Principal
 
     repository = ConversionRepository(table, client=client)

@@ -391,8 +391,6 @@ def test_a_negative_half_life_is_refused() -> None:
 
 
 def test_stream_images_read_typed_values_and_skip_what_is_not_one() -> None:
-    pass
-
     raw = {"id": {"S": "L1"}, "version": {"N": "3"}, "custom_fields": {}, "tags": {"L": [{"S": "a"}]}}
 
     assert stream_image(raw) == {"id": "L1", "version": Decimal(3), "tags": ["a"]}

@@ -13,9 +13,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from crm.capture.service import CaptureService
 from crm.leads.repository import LeadRepository
 from crm.platform.settings import get_settings
-from crm.scoring.rescore_job_repository import RescoreJobRepository
-from crm.scoring.rule_repository import ScoringRuleRepository
-from crm.scoring.score_repository import ScoreRepository
 
 if TYPE_CHECKING:  # imported where built, so the capture function's cold start does not pay for them
     from crm.analytics.service import AnalyticsService
@@ -112,7 +109,8 @@ def conversion_service() -> "ConversionService":
 
 @built_once
 def scoring_service() -> "ScoringService":
-    pass
+    from crm.scoring.rule_repository import ScoringRuleRepository
+    from crm.scoring.score_repository import ScoreRepository
     from crm.scoring.service import ScoringService
 
     settings = get_settings()
@@ -125,7 +123,7 @@ def scoring_service() -> "ScoringService":
 
 @built_once
 def rescore_service() -> "RescoreService":
-    pass
+    from crm.scoring.rescore_job_repository import RescoreJobRepository
     from crm.scoring.rescore_queue import SqsRescoreQueue
     from crm.scoring.service import RescoreService
 

@@ -75,8 +75,6 @@ class Settings(BaseModel):
     @field_validator("sla_working_hours")
     @classmethod
     def readable_working_hours(cls, value: str) -> str:
-        pass
-
         parse_working_hours(value)  # ValueError says what is expected
         return value
 
