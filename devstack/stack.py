@@ -6,6 +6,8 @@ function workers, and runs the event source mappings and schedules; `stop()` end
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import sys
@@ -275,10 +277,15 @@ class LocalStack:
         self.stop()
 
     # ------------------------------------------------------------------ what tests and the CLI use
-    def token(self, role: str | None = "rep", *, user: str | None = None) -> str:
-        """A bearer token for a demo user, by role (admin, manager, rep) or by username (rep2)."""
+    def token(
+        self, role: str | None = "rep", *, user: str | None = None, groups: tuple[str, ...] | None = None
+    ) -> str:
+        """A bearer token for a demo user, by role (admin, manager, rep) or by username (rep2); `groups`
+        overrides the user's groups (`()`: a signed-in user nobody has given a role)."""
         assert self.template is not None
         demo = self.seed.user(username=user, role=None if user else role)
+        if groups is not None:
+            demo = dataclasses.replace(demo, groups=groups)
         return issue_token(self._key, demo, local_client_id(self.template), self.clock.time())
 
     def advance_clock(self, seconds: float) -> float:

@@ -3,7 +3,8 @@
 The routes are read from the template when the tests are collected, so a route added later is covered at
 once: until its author adds a row to EXPECTED below, its test fails saying so. A row gives the request
 (placeholders in braces are filled from a small world of objects built once) and the status each caller
-must get. Without a token the gateway answers 401, always.
+must get. Without a token the gateway answers 401, always; a signed-in user in no group (no role) gets 403
+on every route.
 
 The world: a lead assigned to rep1 and not yet routed to a team (so every manager may see it, whatever
 teams their directory entry gives them), its timeline, a task, a conversion (contact, company, deal), a
@@ -42,7 +43,7 @@ class Case:
     fresh: tuple[str, ...] = ()  # placeholders that need a new object for every caller
 
     def expected(self) -> dict[str, int]:
-        return {"none": 401, **{caller: getattr(self, caller) for caller in CALLERS}}
+        return {"none": 401, "no_role": 403, **{caller: getattr(self, caller) for caller in CALLERS}}
 
 
 def every(status: int) -> dict[str, int]:
@@ -274,7 +275,9 @@ class World:
         self, caller: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> Any:
         all_headers = dict(headers or {})
-        if caller != "none":
+        if caller == "no_role":
+            all_headers["Authorization"] = f"Bearer {self.stack.token(user='rep1', groups=())}"
+        elif caller != "none":
             all_headers["Authorization"] = f"Bearer {self.stack.token(user=USERS[caller])}"
         return self.client.request(method, path, json_body=body, headers=all_headers)
 
@@ -296,12 +299,12 @@ def test_each_caller_gets_the_expected_status(route_key: str, world: World) -> N
         pytest.fail(
             f"No permission expectations for {route_key}: add a row to EXPECTED in "
             "tests/e2e/test_permissions_matrix.py (the request, and the status for rep, other rep, manager "
-            "and admin; no token is always 401)"
+            "and admin; no token is always 401, no role always 403)"
         )
     method = route_key.split(" ", 1)[0]
     statuses: dict[str, int] = {}
     bodies: dict[str, Any] = {}
-    for caller in ("none", *CALLERS):
+    for caller in ("none", "no_role", *CALLERS):
         fresh = world.fresh_values(case.fresh)
         body = world.fill_body(case.body, fresh) if case.body is not None else None
         response = world.call(caller, method, world.fill(case.path, fresh), body, case.headers)

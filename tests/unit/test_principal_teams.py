@@ -9,8 +9,8 @@ def claims_event(**claims: str) -> dict:
 
 def test_the_team_claim_gives_the_principal_its_teams() -> None:
     one = principal_from_event(claims_event(**{"cognito:groups": "[manager]", "custom:team": "sales"}))
-    several = principal_from_event(claims_event(**{"custom:team": "sales,emea"}))
-    none = principal_from_event(claims_event())
+    several = principal_from_event(claims_event(**{"cognito:groups": "[rep]", "custom:team": "sales,emea"}))
+    none = principal_from_event(claims_event(**{"cognito:groups": "[rep]"}))
 
     assert one.teams == frozenset({"sales"})
     assert several.teams == frozenset({"sales", "emea"})

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from crm.platform.errors import Unauthorized
+from crm.platform.errors import Forbidden, Unauthorized
 
 
 class Role(StrEnum):
@@ -41,14 +41,19 @@ def _groups(value: Any) -> frozenset[str]:
 
 
 def principal_from_event(event: dict[str, Any]) -> Principal:
+    """The caller of a JWT route. A signed-in user must also hold a role: the user pool's groups are the
+    roles, and an account nobody has put in one (or one made before sign-up was closed) may do nothing."""
     claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("jwt", {}).get("claims") or {}
     subject = claims.get("sub")
     if not subject:
         raise Unauthorized("A signed-in user is required")
-    return Principal(
+    principal = Principal(
         subject=str(subject),
         email=claims.get("email"),
         groups=_groups(claims.get("cognito:groups")),
         # The user's team(s) when the identity provider issues them (the local stack's tokens do).
         teams=_groups(claims.get("custom:team")),
     )
+    if not principal.roles:
+        raise Forbidden("Your account has no role yet: an admin must add you to the admin, manager or rep group")
+    return principal
