@@ -72,6 +72,7 @@ test: install lint validate build ## Everything CI runs: lint, validate, build, 
 bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.capture
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.scoring_rules
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.regex_rules
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.rescoring
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.conversion
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.assignment

@@ -1,5 +1,6 @@
 """Assignment rules: validation with scoring's operators, and first-match-wins by priority. No AWS."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -121,7 +122,7 @@ def test_ties_in_priority_go_to_the_older_rule() -> None:
                 "name": "x",
                 "priority": 1,
                 "target_team": "a",
-                "conditions": [{"field": "title", "operator": "regex", "value": "(a+)+"}],
+                "conditions": [{"field": "title", "operator": "regex", "value": r"(vp)\1"}],
             },
             "conditions.0.value",
         ),
@@ -144,3 +145,17 @@ def test_the_default_rules_send_everything_to_the_default_team() -> None:
     assert compiled.first_match(lead(employee_count=5000)).id == "seed-enterprise"  # type: ignore[union-attr]
     assert compiled.first_match(lead(employee_count=5)).id == "seed-everyone-else"  # type: ignore[union-attr]
     assert {r.target_team for r in rules} == {"sales"}
+
+
+@pytest.mark.parametrize("pattern", [r"(a|a)*b", r"(a|aa)*b", r"\w*\w*\w*\w*\w*\w*x"])
+def test_a_regex_rule_that_backtracks_elsewhere_is_saved_and_matched_in_milliseconds(pattern: str) -> None:
+    rules = CompiledAssignmentRules(
+        [rule("regex", 1, [{"field": "title", "operator": "regex", "value": pattern}], target_team="a")]
+    )
+
+    started = time.perf_counter()
+    chosen = rules.first_match(lead(title="a" * 254 + "!"))
+    elapsed = time.perf_counter() - started
+
+    assert chosen is None
+    assert elapsed < 0.05

@@ -1,5 +1,6 @@
 """Nurture sequences as rules: validation, which sequence takes a lead, step planning, what stops a lead."""
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -254,3 +255,18 @@ def test_the_default_sequence_uses_the_templates_template_yaml_declares(template
         assert step.template in declared, step.template
         assert "{{unsubscribe_url}}" in declared[step.template].html
         assert "{{unsubscribe_url}}" in declared[step.template].text
+
+
+@pytest.mark.parametrize("pattern", [r"(a|a)*b", r"(a|aa)*b", r"\w*\w*\w*\w*\w*\w*x"])
+def test_a_regex_condition_that_backtracks_elsewhere_is_matched_in_milliseconds(pattern: str) -> None:
+    only = sequence(conditions=[{"field": "custom_fields.notes", "operator": "regex", "value": pattern}])
+    NurtureSequenceInput.model_validate(
+        {"name": "n", "steps": [{"delay_hours": 1, "template": "welcome"}], "conditions": only.conditions}
+    )
+
+    started = time.perf_counter()
+    chosen = CompiledSequences([only]).first_match(lead_model(custom_fields={"notes": "a" * 254 + "!"}))
+    elapsed = time.perf_counter() - started
+
+    assert chosen is None
+    assert elapsed < 0.05

@@ -5,6 +5,9 @@ One operator set, one set of value checks and one matcher per (operator, value),
 
 Semantics a rule author can rely on:
 - Text comparisons ignore case and surrounding spaces; `regex` searches anywhere in the value, ignoring case.
+  Patterns run on RE2 (google-re2), whose time is linear in the value's length whatever the pattern, so no
+  rule can hang a function; RE2 has no backreferences and no lookarounds, and such patterns are refused
+  when the rule is saved.
 - A number rule (gt, between, equals 5, ...) also reads numeric text, e.g. a custom field "5000".
 - An absent value (missing, null, blank text, empty list) matches only `not_exists`: `not_equals X`
   does not match a lead that has no value at all.
@@ -21,6 +24,8 @@ from functools import lru_cache, partial
 from operator import attrgetter, ge, gt, le, lt
 from typing import Any, TypeGuard
 
+import re2
+
 from crm.platform import clock
 
 MAX_PATTERN_LENGTH = 200
@@ -29,11 +34,8 @@ MAX_LIST_VALUES = 100
 MAX_CUSTOM_FIELD_NAME = 100  # the same bound crm.platform.fields puts on custom field keys
 
 CUSTOM_FIELD_PREFIX = "custom_fields."
-# Python's `re` has no timeout: a regex only ever sees this much of a value (the schema's longest text).
-MAX_REGEX_INPUT = 255
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-_COUNTED_QUANTIFIER = re.compile(r"\{(?:\d+,?\d*|,\d+)\}")
 
 
 class Operator(StrEnum):
@@ -69,57 +71,20 @@ def is_number(value: object) -> TypeGuard[int | Decimal]:
     return not isinstance(value, Decimal) or value.is_finite()
 
 
+def _pattern_options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # a refused pattern is the author's 422, not a line on the function's stderr
+    return options
+
+
+_PATTERN_OPTIONS = _pattern_options()
+
+
 @lru_cache(maxsize=512)
-def compiled_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile once per pattern: validation and every evaluation share the compiled form."""
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def _class_end(pattern: str, start: int) -> int:
-    """Index just past the character class opening at `start` (a `]` first in the class is literal)."""
-    index = start + 1
-    if index < len(pattern) and pattern[index] == "^":
-        index += 1
-    if index < len(pattern) and pattern[index] == "]":
-        index += 1
-    while index < len(pattern) and pattern[index] != "]":
-        index += 2 if pattern[index] == "\\" else 1
-    return index + 1
-
-
-def _has_nested_repetition(pattern: str) -> bool:
-    """Whether a repeated group contains a repetition itself, as in `(a+)+` or `(\\w+\\s?)*`.
-
-    That shape backtracks exponentially on a near miss, and Python's `re` has no timeout, so such
-    patterns are refused when the rule is saved rather than found when a Lambda times out.
-    """
-    open_groups: list[bool] = []  # per open group: does it contain a repetition?
-    after_repeating_group = False
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        counted = _COUNTED_QUANTIFIER.match(pattern, index) if char == "{" else None
-        is_quantifier = char in "*+" or counted is not None
-        if is_quantifier and after_repeating_group:
-            return True
-        after_repeating_group = False
-        if char == "\\":
-            index += 2
-        elif char == "[":
-            index = _class_end(pattern, index)
-        elif is_quantifier:
-            if open_groups:
-                open_groups[-1] = True
-            index = counted.end() if counted else index + 1
-        else:
-            if char == "(":
-                open_groups.append(False)
-            elif char == ")" and open_groups:
-                after_repeating_group = open_groups.pop()
-                if after_repeating_group and open_groups:
-                    open_groups[-1] = True
-            index += 1
-    return False
+def compiled_pattern(pattern: str) -> Any:
+    """Compile once per pattern (RE2, ignoring case): validation and evaluation share the compiled form."""
+    return re2.compile(pattern, _PATTERN_OPTIONS)
 
 
 def custom_field_name_ok(name: str) -> bool:
@@ -151,12 +116,13 @@ def _check_pattern(value: object) -> str:
         raise ValueError(f"the pattern must be at most {MAX_PATTERN_LENGTH} characters")
     try:
         compiled_pattern(value)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc})") from None
-    if _has_nested_repetition(value):
+    except re2.error as exc:
+        # google-re2 passes RE2's own message on as bytes, e.g. b"invalid perl operator: (?="
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
         raise ValueError(
-            "a repeated group must not contain a repetition itself, e.g. (a+)+: it can run forever"
-        )
+            f"not a regular expression the rule engine runs ({reason}); "
+            "backreferences such as \\1 and lookarounds such as (?=...) are not supported"
+        ) from None
     return value
 
 
@@ -296,7 +262,7 @@ def _item_test(operator: Operator, expected: RuleValue) -> Matcher:
             subject = actual if isinstance(actual, str) else _text(actual)
             if not subject or subject.isspace():
                 return False
-            return pattern.search(subject[:MAX_REGEX_INPUT]) is not None
+            return pattern.search(subject) is not None
 
         return searches
     needle = _text(expected) or ""
