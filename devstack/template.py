@@ -28,6 +28,9 @@ LOCAL_STACK_NAME = "leadflow-local"
 _LOCAL_CODE_BUCKET = "devstack-local-code"
 _DEFAULT_SQS_BASE = f"https://sqs.{LOCAL_REGION}.amazonaws.com"
 _INVOKE_URI = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
+# What `!Ref AWS::NoValue` resolves to here; the property holding it is then dropped, as CloudFormation does.
+# (SAM CLI's resolver turns AWS::NoValue into None, which its own Fn::If then rejects.)
+_NO_VALUE = "devstack:AWS::NoValue"
 
 
 class TemplateError(Exception):
@@ -324,7 +327,10 @@ def load_template(
             symbols[logical_id].update(Ref=secret, Id=secret)
     resources = _drop_false_conditions(cfn, resolver)
     # Resolved one by one: resolve_attribute() would also rename the keys to their physical names.
-    resolved = {lid: resolver.intrinsic_property_resolver(res, False, lid) for lid, res in resources.items()}
+    resolved = {
+        lid: _without_no_value(resolver.intrinsic_property_resolver(res, False, lid))
+        for lid, res in resources.items()
+    }
     global_env = (((sam.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get(
         "Variables"
     ) or {}
@@ -354,7 +360,11 @@ def _parameter_values(sam: dict[str, Any], overrides: Mapping[str, str]) -> dict
         if name in overrides:
             values[name] = overrides[name]
         elif "Default" in spec:
-            values[name] = spec["Default"]
+            default = spec["Default"]
+            # A Number parameter's value is a string wherever the template uses it, as in CloudFormation
+            # (so `!Equals [!Ref Count, "0"]` holds for a default of 0).
+            is_number = isinstance(default, int | float) and not isinstance(default, bool)
+            values[name] = str(default) if is_number else default
     unknown = set(overrides) - set(values)
     if unknown:
         raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
@@ -406,6 +416,7 @@ def _symbol_table(cfn: dict[str, Any], parameters: dict[str, Any], sqs_base: str
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::StackName": LOCAL_STACK_NAME,
         "AWS::StackId": arn("cloudformation", f"stack/{LOCAL_STACK_NAME}/local"),
+        "AWS::NoValue": _NO_VALUE,
     }
     symbols.update(parameters)
     for logical_id, resource in cfn.get("Resources", {}).items():
@@ -482,6 +493,14 @@ def _drop_false_conditions(cfn: dict[str, Any], resolver: Any) -> dict[str, Any]
             continue
         kept[logical_id] = resource
     return kept
+
+
+def _without_no_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_no_value(v) for k, v in value.items() if v != _NO_VALUE}
+    if isinstance(value, list):
+        return [_without_no_value(v) for v in value if v != _NO_VALUE]
+    return value
 
 
 def _env_str(value: Any) -> str:
