@@ -52,6 +52,13 @@ class HttpRequest:
         return merged
 
 
+def _utf8_or_none(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def is_text_content(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -109,10 +116,13 @@ def build_event(
     if path_parameters:
         event["pathParameters"] = path_parameters
     if request.body:
-        if is_text_content(headers.get("content-type")):
-            event["body"] = request.body.decode("utf-8", "replace")
+        text = _utf8_or_none(request.body) if is_text_content(headers.get("content-type")) else None
+        if text is not None:
+            event["body"] = text
             event["isBase64Encoded"] = False
         else:
+            # Binary types, and "text" that is not UTF-8: the function gets the bytes as sent (not U+FFFD in
+            # place of each bad byte), so it can refuse them instead of storing a corrupted value.
             event["body"] = base64.b64encode(request.body).decode("ascii")
             event["isBase64Encoded"] = True
     else:

@@ -70,6 +70,15 @@ def test_form_posts_arrive_base64_encoded_like_on_aws():
     assert base64.b64decode(event["body"]) == b"first_name=Ada&email=a%40b.c"
 
 
+def test_a_json_body_that_is_not_utf8_arrives_as_sent_not_with_replacement_characters():
+    sent = b'{"first_name": "\xff\xfe"}'
+
+    event = event_for(request(sent, "application/json"))
+
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == sent
+
+
 def test_text_types():
     assert is_text_content("text/plain; charset=utf-8")
     assert is_text_content("application/vnd.api+json")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crm.api.models.lifecycle import TaskQuery, UpdateTaskRequest
 from crm.leads.model import Lead
-from crm.leads.task_repository import TaskItem, TaskRepository, _start_key, encode_cursor
+from crm.leads.task_repository import TaskItem, TaskRepository, _start_key
 from crm.leads.tasks import (
     Task,
     TaskChanges,
@@ -17,7 +17,8 @@ from crm.leads.tasks import (
     workable_task,
 )
 from crm.platform.auth import Principal
-from crm.platform.errors import Forbidden, InvalidInput, NotFound
+from crm.platform.cursor import encode_position
+from crm.platform.errors import BadQuery, Forbidden, InvalidInput, NotFound
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 ADMIN = Principal("admin", None, frozenset({"admin"}))
@@ -180,12 +181,13 @@ def test_a_cursor_only_points_inside_the_callers_partition() -> None:
         "GSI1PK": {"S": "TASKS#rep-1"},
         "GSI1SK": {"S": "2026-11-26T09:30:00.000000Z#t-1"},
     }
-    cursor = encode_cursor(last)
+    cursor = encode_position(last["GSI1SK"]["S"])
     assert _start_key("rep-1", cursor, None) == last
     assert _start_key("rep-2", cursor, None)["GSI1PK"] == {"S": "TASKS#rep-2"}
     assert _start_key("rep-1", cursor, "2026-11-27T00:00:00.000000Z") == last
-    with pytest.raises(InvalidInput, match="cursor"):
-        _start_key("rep-1", "not-a-cursor", None)
-    # Past the query's due_before: DynamoDB would refuse the start key, so it is the client's 422.
-    with pytest.raises(InvalidInput, match="cursor"):
+    for garbage in ("not-a-cursor", "é" * 10, encode_position("no-due-time#t-1")):
+        with pytest.raises(BadQuery, match="cursor"):
+            _start_key("rep-1", garbage, None)
+    # Past the query's due_before: DynamoDB would refuse the start key, so it is the client's 400.
+    with pytest.raises(BadQuery, match="cursor"):
         _start_key("rep-1", cursor, "2026-11-26T00:00:00.000000Z")

@@ -27,6 +27,7 @@ from typing import Any, TypeGuard
 import re2
 
 from crm.platform import clock
+from crm.platform.numbers import number_problem
 
 MAX_PATTERN_LENGTH = 200
 MAX_VALUE_LENGTH = 255
@@ -103,9 +104,21 @@ def _check_text(value: object, operator: Operator) -> str:
     return value
 
 
+def _check_number(value: object, operator: Operator) -> int | Decimal:
+    # A rule's number is stored with the rule: DynamoDB's range, not just any Decimal (1e-308, 1e126).
+    if not is_number(value):
+        raise ValueError(f"{operator} needs a number")
+    problem = number_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 def _check_scalar(value: object, operator: Operator) -> RuleScalar:
-    if isinstance(value, bool) or is_number(value):
+    if isinstance(value, bool):
         return value
+    if is_number(value):
+        return _check_number(value, operator)
     return _check_text(value, operator)
 
 
@@ -146,13 +159,12 @@ def check_value(operator: Operator, value: RuleValue) -> RuleValue:
             raise ValueError(f"{operator} takes no value")
         return None
     if operator in _NUMBER_OPERATORS:
-        if not is_number(value):
-            raise ValueError(f"{operator} needs a number")
-        return value
+        return _check_number(value, operator)
     if operator is Operator.BETWEEN:
         low, high = value if isinstance(value, list) and len(value) == 2 else (None, None)
         if not (is_number(low) and is_number(high)):
             raise ValueError("between needs [low, high], two numbers")
+        low, high = _check_number(low, operator), _check_number(high, operator)
         if low > high:
             raise ValueError("between needs low <= high")
         return [low, high]

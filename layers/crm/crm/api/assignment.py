@@ -22,6 +22,7 @@ from crm.api.openapi import request_model
 from crm.assignment.rules import AssignmentRuleInput
 from crm.leads.permissions import can_view, require_role
 from crm.platform.auth import Principal, Role
+from crm.platform.cursor import decode_position, encode_position
 from crm.platform.errors import InvalidInput, NotFound
 from crm.platform.http import (
     CHANGE_ERRORS,
@@ -38,6 +39,7 @@ from crm.platform.settings import get_settings
 from crm.users.model import team_name
 
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A position in the unassigned queue: the index sort key of the last lead shown (created_at#id).
 _QUEUE_CURSOR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f-]{36}$")
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -127,6 +129,10 @@ def _query_flag(value: str | None, name: str) -> bool:
     raise InvalidInput.single(name, "must be true or false")
 
 
+def _is_queue_position(position: str) -> bool:
+    return _QUEUE_CURSOR.fullmatch(position) is not None
+
+
 def unassigned_leads(event: dict[str, Any]) -> Response[str]:
     principal = _staff(event)
     query = event.get("queryStringParameters") or {}
@@ -134,8 +140,7 @@ def unassigned_leads(event: dict[str, Any]) -> Response[str]:
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
         raise InvalidInput.single("limit", f"must be a whole number from 1 to {MAX_PAGE}")
     cursor = query.get("cursor")
-    if cursor is not None and not _QUEUE_CURSOR.match(cursor):
-        raise InvalidInput.single("cursor", "is not a cursor this list returned")
+    before = decode_position(cursor, _is_queue_position) if cursor is not None else None
     team = query.get("team")
     if team is not None:
         try:
@@ -143,10 +148,11 @@ def unassigned_leads(event: dict[str, Any]) -> Response[str]:
         except ValueError as exc:
             raise InvalidInput.single("team", str(exc)) from None
     include_nurture = _query_flag(query.get("include_nurture"), "include_nurture")
-    leads, next_cursor = bootstrap.assignment_repository().unassigned_page(
-        int(limit_text), cursor, team, include_nurture
+    leads, last_position = bootstrap.assignment_repository().unassigned_page(
+        int(limit_text), before, team, include_nurture
     )
     visible = [LeadResponse.from_lead(lead) for lead in leads if can_view(principal, lead)]
+    next_cursor = encode_position(last_position) if last_position is not None else None
     return json_response(HTTPStatus.OK, UnassignedLeadsResponse(leads=visible, next_cursor=next_cursor))
 
 

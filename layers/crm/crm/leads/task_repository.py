@@ -12,9 +12,6 @@ on GSI1 and "every open task due up to now" (the reminder scheduler's question) 
 due-day bucket and shard on GSI2; done tasks drop out of both by themselves.
 """
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +24,9 @@ from crm.leads.model import Activity
 from crm.leads.repository import ActivityItem, shard_of
 from crm.leads.tasks import Task
 from crm.platform import clock
+from crm.platform.cursor import decode_position, encode_position
 from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate, unmarshal
-from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
+from crm.platform.errors import BadQuery, NotFound, RetryableError, VersionConflict
 
 OWNER_INDEX = "GSI1"
 LEAD_INDEX = "GSI3"
@@ -108,27 +106,23 @@ class TaskPage:
     cursor: str | None
 
 
-def encode_cursor(last_key: dict[str, Any]) -> str:
-    item = unmarshal(last_key)
-    payload = json.dumps({"sk": item["GSI1SK"]}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+def _is_task_sort_key(position: str) -> bool:
+    due, _, task_id = position.rpartition("#")
+    try:
+        return bool(task_id) and clock.isoformat(clock.parse(due)) == due
+    except ValueError:
+        return False
 
 
 def _start_key(owner: str, cursor: str, before: str | None) -> dict[str, Any]:
     """Rebuild the ExclusiveStartKey from a cursor; it can only point inside this owner's partition, and
     inside the range the query reads (a key DynamoDB would refuse is the client's mistake: 400)."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        sort_key = str(json.loads(base64.urlsafe_b64decode(padded.encode()))["sk"])
-        due, task_id = sort_key.rsplit("#", 1)
-        if clock.isoformat(clock.parse(due)) != due or not task_id:
-            raise ValueError("not a key this API writes")
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidInput.single("cursor", "not a cursor this API returned") from None
+    sort_key = decode_position(cursor, _is_task_sort_key)
     if before is not None and sort_key >= before:
-        raise InvalidInput.single(
+        raise BadQuery.single(
             "cursor", "belongs to another query (a later due_before): start again without it"
         )
+    task_id = sort_key.rpartition("#")[2]
     return marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
 
 
@@ -270,7 +264,7 @@ class TaskRepository(TableRepository):
             raise translate(exc) from exc
         tasks = [TaskItem.model_validate(unmarshal(raw)).to_task() for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return TaskPage(tasks=tasks, cursor=encode_cursor(last) if last else None)
+        return TaskPage(tasks=tasks, cursor=encode_position(unmarshal(last)["GSI1SK"]) if last else None)
 
     def lead_tasks(self, lead_id: str) -> list[Task]:
         """Every task of a lead, open or not, soonest due first."""

@@ -1,6 +1,7 @@
 """Domain errors. The HTTP resolver (crm.platform.http) maps each to a status code; nothing else does."""
 
 from dataclasses import dataclass
+from typing import Self
 
 
 class DomainError(Exception):
@@ -27,7 +28,7 @@ class InvalidInput(DomainError):
         self.problems = problems
 
     @classmethod
-    def single(cls, field_name: str, message: str) -> "InvalidInput":
+    def single(cls, field_name: str, message: str) -> Self:
         return cls([FieldProblem(field_name, message)], f"{field_name}: {message}")
 
 

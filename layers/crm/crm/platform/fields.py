@@ -2,11 +2,22 @@
 
 import json
 import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, Strict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    Strict,
+    StringConstraints,
+)
+
+from crm.platform.numbers import number_problem
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_CHARACTERS_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -14,6 +25,13 @@ _PHONE = re.compile(r"^[0-9+().\-/ x]{3,50}$", re.IGNORECASE)
 _SOURCE = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
+# How deeply one custom field's value may nest lists and objects. The lead item, its activities' data
+# (which quote custom fields two or three levels down) and DynamoDB's own limit of 32 levels leave room
+# for this many; a form or partner has no use for more.
+MAX_CUSTOM_FIELD_DEPTH = 10
+# Timestamps are stored as fixed-width ISO-8601 text that sorts as time does: four-digit years only, and
+# none before 1900 (no lead, task or activity is older).
+FIRST_YEAR, LAST_YEAR = 1900, 9999
 
 
 def _single_line(value: str) -> str:
@@ -85,6 +103,41 @@ def _json_numbers(value: Any) -> Any:
     return value
 
 
+def _storable_value(value: Any) -> Any:
+    """One custom field's value as DynamoDB can store it: numbers in its range, bounded nesting."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_CUSTOM_FIELD_DEPTH:
+                raise ValueError(f"must not nest lists and objects more than {MAX_CUSTOM_FIELD_DEPTH} deep")
+            pending.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+        elif isinstance(item, int | float | Decimal) and not isinstance(item, bool):
+            problem = number_problem(item)
+            if problem is not None:
+                raise ValueError(f"{problem} (DynamoDB's limit), not {item}")
+    return value
+
+
+def _storable_moment(value: datetime) -> datetime:
+    """In UTC (a time without a zone is taken as UTC), and within the years a stored timestamp can hold."""
+    try:
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000, UTC
+        moment = None
+    if moment is None or not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"must be a time between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+def _storable_day(value: date) -> date:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be a day between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
 def _custom_fields(value: dict[str, Any]) -> dict[str, Any]:
     try:
         encoded = json.dumps(value, default=str, allow_nan=False)
@@ -128,7 +181,14 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, allow_in
 MoneyAmount = Annotated[Decimal, PlainSerializer(_money_number, return_type=int | float, when_used="json")]
 # Free-form data in API answers, its Decimals as JSON numbers.
 JsonData = Annotated[dict[str, Any], PlainSerializer(_json_numbers, when_used="json")]
-CustomFields = Annotated[dict[str, Any], AfterValidator(_custom_fields)]
+# Per key, so a refusal names `custom_fields.<key>`.
+CustomFields = Annotated[
+    dict[str, Annotated[Any, AfterValidator(_storable_value)]], AfterValidator(_custom_fields)
+]
+# Every date-time a request may send: in UTC, and within the years storage can hold (422 otherwise).
+Timestamp = Annotated[datetime, AfterValidator(_storable_moment)]
+AwareTimestamp = Annotated[AwareDatetime, AfterValidator(_storable_moment)]
+Day = Annotated[date, AfterValidator(_storable_day)]
 
 # Optional fields treat a blank string (what an HTML form sends for an empty input) as absent.
 _BLANK_IS_ABSENT = BeforeValidator(_blank_to_none)

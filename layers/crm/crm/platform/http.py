@@ -52,6 +52,9 @@ class ErrorResponse(BaseModel):
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 200
+# DynamoDB's own nesting limit for what it stores; no request of this API needs more. A deeper body is
+# refused before anything reads it (Python's json and pydantic recurse, and ~1000 levels overflow them).
+MAX_JSON_DEPTH = 32
 # Routes behind the API's JWT authorizer declare this, so the OpenAPI document says so.
 JWT: list[dict[str, list[str]]] = [{"CognitoJwt": []}]
 
@@ -242,23 +245,45 @@ def raw_body(event: Any, max_bytes: int) -> bytes:
         except ValueError:
             raise MalformedBody("The body is not valid base64") from None
     else:
-        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        # surrogatepass: a text body that is not valid UTF-8 stays invalid, for parse_json_object to refuse
+        data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"The body is larger than {max_bytes // 1024} KB")
     return data
 
 
+def _nesting_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0), without recursing."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            pending.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def parse_json_object(data: bytes) -> dict[str, Any]:
+    """The one reader of JSON request bodies: strict UTF-8 (RFC 8259), Decimal numbers, bounded nesting."""
     if not data.strip():
         raise MalformedBody("The body is empty; send a JSON object")
     try:
-        value = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedBody("The body is not UTF-8") from None
+    too_deep = MalformedBody(f"The body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:
         raise MalformedBody(f"The body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedBody("The body must be a JSON object")
+    if _nesting_depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
     return value
 
 

@@ -1,7 +1,6 @@
 """Models of the HTTP API: what clients send and what they get back (separate from domain and items)."""
 
 import json
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,6 +21,7 @@ from crm.platform.fields import (
     PersonName,
     StrictEmployeeCount,
     Text100,
+    Timestamp,
 )
 
 TRANSCRIPT_MAX_BYTES = 64 * 1024
@@ -81,7 +81,7 @@ class ChatMessage(BaseModel):
 
     author: Text100
     text: LongText
-    sent_at: datetime | None = None
+    sent_at: Timestamp | None = None
 
 
 class ChatCaptureRequest(LeadFields):

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,7 +16,7 @@ from pydantic import (
 
 from crm.conditions import Operator, RuleValue
 from crm.leads.model import Lead, UtcDatetime
-from crm.platform.fields import CustomFields, OptionalText255, StrictInteger
+from crm.platform.fields import AwareTimestamp, CustomFields, OptionalText255, StrictInteger
 from crm.scoring.rescoring import OWN_ACTIVITY_TYPES, JobState, RescoreJob, RuleSet, StoredRule
 from crm.scoring.rules import (
     MAX_RULE_POINTS,
@@ -107,7 +106,7 @@ class RecordActivityRequest(BaseModel):
         "lower_snake_case type"
     )
     description: OptionalText255 = None
-    occurred_at: AwareDatetime | None = Field(default=None, description="When it happened (default: now)")
+    occurred_at: AwareTimestamp | None = Field(default=None, description="When it happened (default: now)")
     event_id: EventId | None = None
     data: CustomFields = Field(default_factory=dict)
 
