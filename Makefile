@@ -26,18 +26,24 @@ ENV ?= dev
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# The lock pins pip, setuptools and uv too; the project itself goes in last, built without isolation so
+# A lock names every package, so pip installs exactly its lines (--no-deps: pip's hash mode would otherwise
+# refuse a dependency asked for with extras, e.g. aws-sam-cli's boto3-stubs[...]) and `pip check` proves the
+# set complete. The lock pins pip, setuptools and uv too; the project goes in last, built without isolation so
 # that no unpinned build backend is downloaded.
+PIP_INSTALL_LOCKED := -m pip install --quiet --require-hashes --no-deps -r
+
 $(STAMP): $(DEV_LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed for the dev environment")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python $(PIP_INSTALL_LOCKED) $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 $(CHECKOV_STAMP): $(CHECKOV_LOCK)
 	test -d $(CHECKOV_VENV) || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CHECKOV_LOCK)
+	$(CHECKOV_VENV)/bin/python $(PIP_INSTALL_LOCKED) $(CHECKOV_LOCK)
+	$(CHECKOV_VENV)/bin/python -m pip check
 	touch $@
 
 $(NPM_STAMP): devstack/package.json devstack/package-lock.json
