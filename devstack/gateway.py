@@ -208,6 +208,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, PROPFIND, ...) reaches the routes too and, matching none, gets API
+        # Gateway's JSON 404; http.server itself would answer 501 with an HTML page.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG  # passed to listen() when the server binds

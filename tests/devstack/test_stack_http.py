@@ -73,6 +73,14 @@ def test_api_gateway_errors(http):
     assert big[0] == 413
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+def test_any_other_method_is_api_gateways_json_404_not_a_501_page(http, method):
+    status, headers, body = http.request(method, "/nowhere")
+
+    assert (status, body) == (404, b'{"message": "Not Found"}')
+    assert headers["content-type"] == "application/json"
+
+
 def test_a_timed_out_or_crashed_worker_is_replaced(http):
     assert http.request("GET", "/public/1?sleep=3")[::2] == (503, b'{"message": "Service Unavailable"}')
     assert http.request("GET", "/public/1")[0] == 200

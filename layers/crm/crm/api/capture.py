@@ -1,5 +1,6 @@
 """Public capture routes: read and check the request, call CaptureService, answer with the id only."""
 
+import re
 import time
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +26,7 @@ from crm.platform.settings import get_settings
 
 _LEAD_FIELD_NAMES = frozenset(LeadFields.model_fields) - {"lead_source", "custom_fields"}
 _REDIRECT_FIELD = "redirect"
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -84,6 +86,10 @@ def _split_known_fields(data: dict[str, Any]) -> dict[str, Any]:
 def _allowed_redirect(target: Any) -> str:
     if not isinstance(target, str):
         raise InvalidInput.single(_REDIRECT_FIELD, "must be a URL")
+    # Before anything reads it: urlsplit drops CR/LF and tabs, so "https://allowed/\r\nSet-Cookie: x" would
+    # pass the origin check, and the raw value becomes the Location header (a header injection).
+    if _CONTROL_CHARACTERS.search(target):
+        raise InvalidInput.single(_REDIRECT_FIELD, "must not contain control characters")
     parts = urlsplit(target.strip())
     origin = f"{parts.scheme}://{parts.netloc}".lower()
     allowed = {o.lower() for o in get_settings().allowed_origins}
