@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
+from crm.leads.model import MarketingConsent
 from crm.notifications.templates import EmailTemplate
 from crm.nurture.sequences import NurtureSequence, NurtureStep
 from crm.nurture.unsubscribe import UnsubscribeTokens
 from crm.platform.email import OutgoingEmail
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+# A person who ticked "email me" on the form: nurture mails only such people (NURTURE_REQUIRES_CONSENT).
+CONSENTED = MarketingConsent(given=True, at=NOW, channel="website_form", recorded_by="website_form")
 # The local stack's key (devstack/seed.json), so the sample events' tokens verify in tests too.
 UNSUBSCRIBE_KEY = "local-unsubscribe-signing-key"
 

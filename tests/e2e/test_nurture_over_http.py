@@ -58,7 +58,13 @@ def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_no
     captured = http.request(
         "POST",
         "/capture/form",
-        data={"first_name": "Ada", "last_name": "Nurture", "email": address, "company": "Acme & Co"},
+        data={
+            "first_name": "Ada",
+            "last_name": "Nurture",
+            "email": address,
+            "company": "Acme & Co",
+            "marketing_consent": "on",  # the form's "email me" checkbox
+        },
     )
     assert captured.status == 201
     lead_id = captured.json()["id"]
@@ -86,19 +92,33 @@ def test_a_nurture_lead_gets_step_one_then_unsubscribes_in_one_click_and_gets_no
     assert "on behalf of Acme &amp; Co" in email["html"] and f'href="{link}"' in email["html"]
     assert link in email["text"]
 
-    # The mail client's one-click button: POST the header's URL with List-Unsubscribe=One-Click.
+    # A mail scanner (or the person) opening the link changes nothing: the page asks to confirm.
     target = urlsplit(link)
+    opened = http.request("GET", f"{target.path}?{target.query}")
+    assert opened.status == 200 and opened.headers["Content-Type"].startswith("text/html")
+    assert b"Unsubscribe from our marketing email?" in opened.body and b'method="post"' in opened.body
+    time.sleep(SETTLE_SECONDS)
+    assert lead(http, clock_stack, lead_id)["do_not_email"] is False
+
+    # The mail client's one-click button: POST the header's URL with List-Unsubscribe=One-Click.
     clicked = http.request("POST", f"{target.path}?{target.query}", data={"List-Unsubscribe": "One-Click"})
     assert clicked.status == 200 and clicked.json()["unsubscribed"] is True
     stopped = eventually(
         lambda: (b := lead(http, clock_stack, lead_id)) and "nurture_stopped" in activity_types(b) and b
     )
     assert stopped["do_not_email"] is True and stopped["do_not_email_reason"] == "unsubscribed"
+    assert stopped["marketing_consent"]["given"] is False  # unsubscribing withdraws the consent
+    assert stopped["marketing_consent"]["channel"] == "unsubscribe"
     (reason,) = [a["data"]["reason"] for a in stopped["activities"] if a["type"] == "nurture_stopped"]
     assert reason == "unsubscribed"
-    page = http.request("GET", f"{target.path}?{target.query}")  # the footer link, clicked later: same answer
-    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert b"You are unsubscribed" in page.body
+    # The confirmation page's button posts the form; a browser gets a page back.
+    confirmed = http.request(
+        "POST",
+        f"{target.path}?{target.query}",
+        data={"token": target.query[len("token=") :]},
+        headers={"Accept": "text/html"},
+    )
+    assert confirmed.status == 200 and b"You are unsubscribed" in confirmed.body
 
     clock_stack.advance_clock(72 * HOUR + 120)  # past step 2
     clock_stack.run_schedule("FollowUpsFunction")
@@ -127,3 +147,20 @@ def test_a_forged_or_missing_token_is_refused_and_changes_nothing(
     assert forged.status == 400 and [f["field"] for f in forged.json()["fields"]] == ["token"]
     assert missing.status == 400 and [f["field"] for f in missing.json()["fields"]] == ["token"]
     assert lead(http, clock_stack, lead_id)["do_not_email"] is False
+
+
+def test_a_lead_who_did_not_agree_to_marketing_email_is_not_nurtured(
+    http: Client, clock_stack: LocalStack
+) -> None:
+    address = f"quiet-{uuid.uuid4().hex[:8]}@example.com"
+    lead_id = http.request(
+        "POST", "/capture/form", data={"first_name": "Quiet", "last_name": "Lead", "email": address}
+    ).json()["id"]
+    scored = eventually(lambda: (b := lead(http, clock_stack, lead_id)) and b["nurture"] and b)
+    assert scored["marketing_consent"] is None
+    clock_stack.advance_clock(HOUR + 120)
+    clock_stack.run_schedule("FollowUpsFunction")
+    time.sleep(SETTLE_SECONDS)
+
+    assert emails_to(clock_stack, address) == []
+    assert "nurture_enrolled" not in activity_types(lead(http, clock_stack, lead_id))

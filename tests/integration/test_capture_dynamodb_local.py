@@ -147,3 +147,48 @@ def test_a_correctly_signed_webhook_is_stored(template: Template, local_aws: dic
     response = load_handler(template.function("CaptureFunction"))(request, FakeLambdaContext("capture"))
     assert response["statusCode"] == 201
     assert items_for_email(local_aws, email) == (1, [response_json(response)["id"]])
+
+
+def test_a_hundred_public_submissions_for_one_email_leave_the_lead_small_and_writable(
+    template: Template, local_aws: dict[str, Any]
+) -> None:
+    """Each submission brings 15 new 1 KB fields: unbounded, the item would pass DynamoDB's 400 KB limit
+    after about 25 of them and nothing could write the lead any more."""
+    email = unique_email()
+    capture = load_handler(template.function("CaptureFunction"))
+    answers = []
+    for round_ in range(100):
+        fields = {f"extra_{round_}_{n}": "v" * 1000 for n in range(15)}
+        body = {"first_name": "Flo", "last_name": "Od", "email": email, **fields}
+        response = capture(event("capture_form_json.json", body=body), FakeLambdaContext("capture"))
+        answers.append((response["statusCode"], response_json(response)))
+    assert {status for status, _ in answers} == {201}
+    lead_id = answers[0][1]["id"]
+    assert all(body == {"id": lead_id} for _, body in answers)
+
+    dynamodb, table = local_aws["dynamodb"], local_aws["table"]
+    key = {"PK": {"S": f"LEAD#{lead_id}"}, "SK": {"S": "LEAD"}}
+    stored = dynamodb.get_item(TableName=table, Key=key)["Item"]
+    assert len(json.dumps(stored)) < 40_000
+    assert stored["lead_status"]["S"] == "new"
+
+    leads_api = load_handler(template.function("LeadsApiFunction"))
+    patch = event(
+        "update_lead.json",
+        rawPath=f"/leads/{lead_id}",
+        pathParameters={"id": lead_id},
+        body={"phone": "+44 20 7946 0001"},
+        headers={"If-Match": f'"{stored["version"]["N"]}"'},
+    )
+    patched = leads_api(patch, FakeLambdaContext("leads"))
+    assert patched["statusCode"] == 200, patched
+    assert response_json(patched)["phone"] == "+44 20 7946 0001"
+
+    activities = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :activity)",
+        ExpressionAttributeValues={":pk": {"S": f"LEAD#{lead_id}"}, ":activity": {"S": "ACTIVITY#"}},
+    )["Items"]
+    dropped = [a for a in activities if a["type"]["S"] == "custom_fields_dropped"]
+    assert dropped, "the fields left out must be on the timeline"
+    assert all(int(a["data"]["M"]["count"]["N"]) > 0 for a in dropped)

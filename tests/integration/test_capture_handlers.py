@@ -66,8 +66,9 @@ def test_a_repeat_submission_merges_into_the_first_lead(invoke: Any, moto_stack:
         ),
     )
 
-    assert (first["statusCode"], again["statusCode"]) == (201, 200)
-    assert response_json(again) == {"id": response_json(first)["id"], "created": False}
+    # The public answer is the same for a new and a known email: nobody learns who is a lead.
+    assert (first["statusCode"], again["statusCode"]) == (201, 201)
+    assert response_json(first) == response_json(again) == {"id": response_json(first)["id"]}
     lead = get_lead(invoke, response_json(first)["id"])
     assert lead["company"] == "Analytical Engines"  # never overwritten
     assert lead["phone"] == "+44 20 7946 0000"  # filled
@@ -265,3 +266,44 @@ def test_an_idempotency_key_reused_with_another_body_is_refused(invoke: Any, mot
     assert response["statusCode"] == 422
     assert response_json(response)["fields"][0]["field"] == "Idempotency-Key"
     assert leads_in(moto_stack) == 1
+
+
+def test_a_public_chat_with_a_known_email_leaves_the_lead_status_alone(invoke: Any) -> None:
+    form = invoke("CaptureFunction", event("capture_form_json.json"))
+    lead_id = response_json(form)["id"]
+    chat = json.loads(event("capture_chat.json")["body"])
+    chat["email"] = get_lead(invoke, lead_id)["email"]
+    again = invoke("CaptureFunction", event("capture_chat.json", body=chat))
+
+    assert (form["statusCode"], again["statusCode"]) == (201, 201)
+    assert response_json(again) == response_json(form)
+    lead = get_lead(invoke, lead_id)
+    assert lead["lead_status"] == "new"  # its speed-to-lead clock still runs
+    assert {a["type"] for a in lead["activities"]} >= {"submission_merged", "chat_transcript"}
+
+
+def test_marketing_consent_is_recorded_with_when_and_through_which_route(invoke: Any) -> None:
+    form = b"first_name=Ada&last_name=L&email=consent%40example.com&marketing_consent=on"
+    response = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    lead = get_lead(invoke, response_json(response)["id"])
+    consent = lead["marketing_consent"]
+    assert (consent["given"], consent["channel"], consent["recorded_by"]) == (
+        True,
+        "website_form",
+        "website_form",
+    )
+    assert consent["at"].endswith("Z")
+
+    silent = invoke(
+        "CaptureFunction",
+        event("capture_form_urlencoded.json", body=form.replace(b"&marketing_consent=on", b"")),
+    )
+    assert get_lead(invoke, response_json(silent)["id"])["marketing_consent"]["given"] is True
+
+
+def test_a_consent_that_is_not_a_yes_or_no_is_refused_naming_the_field(invoke: Any, moto_stack: dict) -> None:
+    form = b"first_name=Ada&last_name=L&email=ada%40example.com&marketing_consent=maybe"
+    response = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    assert response["statusCode"] == 422
+    assert [f["field"] for f in response_json(response)["fields"]] == ["marketing_consent"]
+    assert leads_in(moto_stack) == 0

@@ -26,7 +26,7 @@ from crm.nurture.service import NurtureService
 from crm.platform import clock
 
 from tests.assignment_support import make_lead, stream_event
-from tests.nurture_support import InMemoryTemplates, RecordingSender, simple_template, tokens
+from tests.nurture_support import CONSENTED, InMemoryTemplates, RecordingSender, simple_template, tokens
 from tests.support import event
 
 pytestmark = pytest.mark.ddblocal
@@ -61,7 +61,14 @@ class Env:
         )
 
     def nurture_lead(self) -> Lead:
-        return make_lead(self.leads, score=20, grade="F", nurture=True, custom_fields={"run": self.run})
+        return make_lead(
+            self.leads,
+            score=20,
+            grade="F",
+            nurture=True,
+            custom_fields={"run": self.run},
+            marketing_consent=CONSENTED,
+        )
 
     def mailer(self, nurture: NurtureRepository | None = None) -> tuple[NurtureMailer, RecordingSender]:
         sender = RecordingSender()
@@ -112,7 +119,9 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
 
 def flip_to_nurture(env: Env) -> tuple[Lead, dict[str, Any]]:
     """A lead just marked nurture, and the stream record of that change."""
-    before = make_lead(env.leads, score=20, grade="F", custom_fields={"run": env.run})
+    before = make_lead(
+        env.leads, score=20, grade="F", custom_fields={"run": env.run}, marketing_consent=CONSENTED
+    )
     after = env.leads.replace(before.model_copy(update={"nurture": True}), before.version, [])
     return after, stream_event([("MODIFY", after, before)])["Records"][0]
 

@@ -28,7 +28,7 @@ from devstack.provision import create_email_templates
 from devstack.template import Template
 from tests.assignment_support import make_lead, sqs_event, stream_event
 from tests.integration.assignment_env import AssignmentAws, assignment_aws_fixture  # noqa: F401
-from tests.nurture_support import UNSUBSCRIBE_KEY, parse_raw, tokens, url_from_header
+from tests.nurture_support import CONSENTED, UNSUBSCRIBE_KEY, parse_raw, tokens, url_from_header
 from tests.support import event, response_json
 
 NOTIFICATION_QUEUE = "leadflow-local-NotificationQueue"
@@ -69,7 +69,9 @@ def with_claims(sample: dict[str, Any], claims: dict[str, str]) -> dict[str, Any
 
 
 def nurture_lead(aws: AssignmentAws, **fields: Any) -> Lead:
-    return make_lead(aws.leads, score=20, grade="F", nurture=True, **fields)
+    return make_lead(
+        aws.leads, score=20, grade="F", nurture=True, **{"marketing_consent": CONSENTED, **fields}
+    )
 
 
 def enrolled(aws: AssignmentAws, lead: Lead, sequence: NurtureSequence | None = None, **changes: Any) -> Any:
@@ -208,19 +210,49 @@ def test_deleting_a_sequence(nurture_aws: AssignmentAws, invoke: Any) -> None:
 # ---------------------------------------------------------------- /unsubscribe
 
 
-def test_the_link_unsubscribes_and_answers_a_page(nurture_aws: AssignmentAws, invoke: Any) -> None:
+def test_the_link_asks_to_confirm_and_changes_nothing(nurture_aws: AssignmentAws, invoke: Any) -> None:
+    # Mail scanners open every link of an email: a GET must not unsubscribe.
     lead = nurture_lead(nurture_aws)
     token = tokens().token_for(lead.id)
     link = event("unsubscribe_link.json", queryStringParameters={"token": token})
 
-    first = invoke("UnsubscribeFunction", link)
-    again = invoke("UnsubscribeFunction", link)
+    page = invoke("UnsubscribeFunction", link)
+    as_json = invoke(
+        "UnsubscribeFunction", {**link, "headers": {**link["headers"], "accept": "application/json"}}
+    )
 
-    assert first["statusCode"] == 200 and first["headers"]["Content-Type"].startswith("text/html")
-    assert "You are unsubscribed" in first["body"] and first["headers"]["Cache-Control"] == "no-store"
+    assert page["statusCode"] == 200 and page["headers"]["Content-Type"].startswith("text/html")
+    assert (
+        "Unsubscribe from our marketing email?" in page["body"]
+        and page["headers"]["Cache-Control"] == "no-store"
+    )
+    assert '<form method="post" action="">' in page["body"] and f'value="{token}"' in page["body"]
+    assert "form-action 'self'" in page["headers"]["Content-Security-Policy"]
+    assert response_json(as_json)["unsubscribed"] is False
+    assert nurture_aws.leads.get(lead.id) == lead
+    assert activities(nurture_aws, lead.id, "do_not_email") == []
+
+
+def test_the_confirmation_button_unsubscribes_and_withdraws_consent(
+    nurture_aws: AssignmentAws, invoke: Any
+) -> None:
+    lead = nurture_lead(nurture_aws)
+    token = tokens().token_for(lead.id)
+    button = event(
+        "unsubscribe_one_click.json",
+        queryStringParameters={"token": token},
+        body=f"token={token}",
+        headers={"content-type": "application/x-www-form-urlencoded", "accept": "text/html"},
+    )
+
+    first = invoke("UnsubscribeFunction", button)
+    again = invoke("UnsubscribeFunction", button)
+
+    assert first["statusCode"] == 200 and "You are unsubscribed" in first["body"]
     assert again["statusCode"] == 200 and again["body"] == first["body"]
     stored = nurture_aws.leads.get(lead.id)
     assert stored is not None and stored.do_not_email and stored.do_not_email_reason == "unsubscribed"
+    assert stored.marketing_consent is not None and stored.marketing_consent.given is False
     assert stored.do_not_email_at is not None and stored.version == lead.version + 1
     (marked,) = activities(nurture_aws, lead.id, "do_not_email")
     assert marked.data["reason"] == "unsubscribed" and marked.created_by == "system:unsubscribe"
@@ -308,7 +340,7 @@ def test_a_missing_forged_or_tampered_token_is_400_naming_token(
 
 def test_a_lead_that_becomes_nurture_is_enrolled_once(nurture_aws: AssignmentAws, invoke: Any) -> None:
     nurture_repository(nurture_aws).put_sequence(default_nurture_sequence(clock.now(), "dev"), None)
-    before = make_lead(nurture_aws.leads, score=20, grade="F")
+    before = make_lead(nurture_aws.leads, score=20, grade="F", marketing_consent=CONSENTED)
     after = nurture_aws.leads.replace(before.model_copy(update={"nurture": True}), before.version, [])
     record = stream_event([("MODIFY", after, before)])
 
@@ -529,7 +561,7 @@ def test_the_admin_sees_do_not_email_on_the_lead(nurture_aws: AssignmentAws, inv
     lead = nurture_lead(nurture_aws)
     invoke(
         "UnsubscribeFunction",
-        event("unsubscribe_link.json", queryStringParameters={"token": tokens().token_for(lead.id)}),
+        event("unsubscribe_one_click.json", queryStringParameters={"token": tokens().token_for(lead.id)}),
     )
     sample = event("get_lead.json", pathParameters={"id": lead.id}, rawPath=f"/leads/{lead.id}")
     sample["requestContext"]["authorizer"]["jwt"]["claims"] = ADMIN_CLAIMS
@@ -539,3 +571,6 @@ def test_the_admin_sees_do_not_email_on_the_lead(nurture_aws: AssignmentAws, inv
     body = response_json(response)
     assert response["statusCode"] == 200 and body["do_not_email"] is True
     assert body["do_not_email_reason"] == "unsubscribed" and body["do_not_email_at"]
+    assert (
+        body["marketing_consent"]["given"] is False and body["marketing_consent"]["channel"] == "unsubscribe"
+    )

@@ -242,6 +242,28 @@ def test_an_empty_stream_image_has_no_stop_reason() -> None:
     assert stop_reason({}, 70) is None
 
 
+@pytest.mark.parametrize(
+    ("consent", "reason"),
+    [
+        (None, StopReason.NO_CONSENT),  # never asked
+        (
+            {"given": False, "at": "2026-12-01T00:00:00Z", "channel": "api", "recorded_by": "x"},
+            StopReason.NO_CONSENT,
+        ),
+        ({"given": True, "at": "2026-12-01T00:00:00Z", "channel": "api", "recorded_by": "x"}, None),
+    ],
+)
+def test_when_consent_is_required_only_people_who_gave_it_are_nurtured(
+    consent: dict[str, Any] | None, reason: StopReason | None
+) -> None:
+    lead = lead_model(score=20, grade="F", marketing_consent=consent).model_dump()
+    assert stop_reason(lead, 70, requires_consent=True) == reason
+    assert stop_reason(lead, 70, requires_consent=False) is None
+    # A stream image holds the consent as a map too.
+    image = {**lead, "marketing_consent": consent}
+    assert stop_reason(image, 70, requires_consent=True) == reason
+
+
 # ---------------------------------------------------------------- the default sequence
 
 

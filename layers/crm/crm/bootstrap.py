@@ -440,6 +440,7 @@ def nurture_service() -> "NurtureService":
         publisher(),
         notification_queue_url=settings.notification_queue_url,
         sales_threshold=settings.sales_threshold,
+        requires_consent=settings.nurture_requires_consent,
     )
 
 
@@ -461,6 +462,7 @@ def nurture_mailer() -> "NurtureMailer":
         tokens=unsubscribe_tokens(),
         public_base_url=settings.public_base_url,
         sales_threshold=settings.sales_threshold,
+        requires_consent=settings.nurture_requires_consent,
         lease=timedelta(seconds=120),
     )
 

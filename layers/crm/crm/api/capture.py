@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm import bootstrap
-from crm.api.models.leads import CaptureResponse, ChatCaptureRequest, LeadFields
+from crm.api.models.leads import CaptureResponse, ChatCaptureRequest, LeadFields, PublicCaptureResponse
 from crm.api.openapi import request_model
 from crm.capture.partner_secrets import partner_secrets
 from crm.capture.service import CaptureResult
@@ -61,12 +61,20 @@ def record_capture(result: CaptureResult, channel: Channel) -> None:
     )
 
 
-def _public_answer(lead_id: str, created: bool, redirect: str | None = None) -> dict[str, Any]:
-    status = HTTPStatus.CREATED if created else HTTPStatus.OK
-    body = CaptureResponse(id=lead_id, created=created).model_dump_json()
+def _public_answer(lead_id: str, redirect: str | None = None) -> dict[str, Any]:
+    """The same for a new and a known email (and for a bot caught by the honeypot)."""
+    body = PublicCaptureResponse(id=lead_id).model_dump_json()
     if redirect:
         return {"status": HTTPStatus.SEE_OTHER, "body": body, "headers": {"Location": redirect}}
-    return {"status": status, "body": body}
+    return {"status": HTTPStatus.CREATED, "body": body}
+
+
+def _partner_answer(result: CaptureResult) -> dict[str, Any]:
+    status = HTTPStatus.CREATED if result.created else HTTPStatus.OK
+    return {
+        "status": status,
+        "body": CaptureResponse(id=result.lead_id, created=result.created).model_dump_json(),
+    }
 
 
 def _split_known_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +119,7 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
         # A bot filled the hidden field: answer as if it worked so it learns nothing; store nothing.
         logger.info("Honeypot field filled; submission dropped")
         metrics.add_metric(name="HoneypotSubmissions", unit="Count", value=1)
-        return _answer(_public_answer(new_id(), True, redirect))
+        return _answer(_public_answer(new_id(), redirect))
     data.pop("lead_source", None)  # website forms always count as website_form
     request = model_from(LeadFields, _split_known_fields(data))
     submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
@@ -119,7 +127,7 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
     def produce() -> dict[str, Any]:
         result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.WEBSITE_FORM)
-        return _public_answer(result.lead_id, result.created, redirect)
+        return _public_answer(result.lead_id, redirect)
 
     return respond_once(event, "capture/form", body, context, produce)
 
@@ -136,7 +144,7 @@ def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Respon
     def produce() -> dict[str, Any]:
         result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.LIVE_CHAT)
-        return _public_answer(result.lead_id, result.created)
+        return _public_answer(result.lead_id)
 
     return respond_once(event, "capture/chat", body, context, produce)
 
@@ -159,7 +167,7 @@ def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext 
     def produce() -> dict[str, Any]:
         result = bootstrap.capture_service().capture(submission)
         record_capture(result, Channel.PARTNER_WEBHOOK)
-        return _public_answer(result.lead_id, result.created)
+        return _partner_answer(result)
 
     return respond_once(event, f"webhooks/{partner}", body, context, produce)
 
@@ -175,8 +183,10 @@ def build_router() -> Router:
         tags=["Capture"],
         responses=documented_responses(
             {
-                201: ("A new lead", CaptureResponse),
-                200: ("Merged into the lead with this email", CaptureResponse),
+                201: (
+                    "Received: a new lead, or merged into the lead with this email (the same answer)",
+                    PublicCaptureResponse,
+                ),
                 303: ("Redirect to the thank-you page", None),
             },
             400,
@@ -196,8 +206,10 @@ def build_router() -> Router:
         tags=["Capture"],
         responses=documented_responses(
             {
-                201: ("A new lead", CaptureResponse),
-                200: ("Merged into the lead with this email", CaptureResponse),
+                201: (
+                    "Received: a new lead, or merged into the lead with this email (the same answer)",
+                    PublicCaptureResponse,
+                ),
             },
             400,
             413,

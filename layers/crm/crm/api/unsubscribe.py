@@ -1,19 +1,24 @@
-"""Public one-click unsubscribe (`GET /unsubscribe?token=…`, `POST /unsubscribe`): no sign-in, the signed
+"""Public unsubscribe (`GET /unsubscribe?token=…` shows, `POST /unsubscribe` acts): no sign-in, the signed
 token is the credential.
 
-- `POST` is RFC 8058's one-click: a mail client posts `List-Unsubscribe=One-Click` (form-encoded, or
-  multipart) to the link of the email's `List-Unsubscribe` header, the token in its query string; the token
-  may also come in a form or JSON body. Answers 200 (JSON; HTML if the client asks for `text/html`).
-- `GET` is the footer link a person clicks: answers a small "You are unsubscribed" page (JSON if `Accept`
-  asks for `application/json`). A bad link clicked in a browser (an `Accept` preferring `text/html`) gets a
-  small "This unsubscribe link is not valid" page with the 400; any other client gets the JSON error.
+- `POST` acts. It is RFC 8058's one-click: a mail client posts `List-Unsubscribe=One-Click` (form-encoded,
+  or multipart) to the link of the email's `List-Unsubscribe` header, the token in its query string; the
+  token may also come in a form or JSON body (the confirmation page's button posts the form). Answers 200
+  (JSON; HTML if the client asks for `text/html`).
+- `GET` is the footer link a person clicks. It changes nothing, because mail scanners fetch every link of
+  an email: it answers a small page asking to confirm, whose button POSTs (JSON saying `unsubscribed: false`
+  if `Accept` asks for `application/json`). A bad link clicked in a browser (an `Accept` preferring
+  `text/html`) gets a small "This unsubscribe link is not valid" page with the 400; any other client gets
+  the JSON error.
 
-Both mark the lead do-not-email (idempotent). A missing, malformed or forged token is 400 naming `token`; a
-genuine token always gets the same answer, whether or not its lead still exists or was already unsubscribed.
+POST marks the lead do-not-email and withdraws its marketing consent (idempotent). A missing, malformed or
+forged token is 400 naming `token`; a genuine token always gets the same answer, whether or not its lead
+still exists or was already unsubscribed.
 """
 
 import email.parser
 import email.policy
+import html
 from http import HTTPStatus
 from typing import Any
 
@@ -44,11 +49,14 @@ from crm.platform.settings import get_settings
 
 MULTIPART = "multipart/form-data"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-_PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+_PAGE_HEADERS = {
+    **_NO_STORE,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
 HTML = "text/html; charset=utf-8"
 
 
-def _page(title: str, text: str) -> str:
+def _page(title: str, text: str, form: str = "") -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -57,13 +65,29 @@ def _page(title: str, text: str) -> str:
 body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}}
 </style>
 </head><body><h1>{title}</h1>
-<p>{text}</p></body></html>
+<p>{text}</p>{form}</body></html>
 """
 
 
 _PAGE = _page(
     "You are unsubscribed", "You will not get marketing email from us any more. Nothing else is needed."
 )
+_NOT_YET = UnsubscribeResponse(
+    unsubscribed=False,
+    message="Not unsubscribed yet: POST to this link (RFC 8058 one-click) to unsubscribe.",
+)
+
+
+def _confirmation_page(token: str) -> str:
+    # The form posts back to this very URL (its token in the query string) and carries the token as well.
+    return _page(
+        "Unsubscribe from our marketing email?",
+        "You will not get marketing email from us any more.",
+        '<form method="post" action=""><input type="hidden" name="token" '
+        f'value="{html.escape(token, quote=True)}"><button type="submit">Unsubscribe</button></form>',
+    )
+
+
 # No detail about what is wrong with the link: the page must not help anyone probe tokens.
 _INVALID_LINK_PAGE = _page(
     "This unsubscribe link is not valid", "Please use the link exactly as it appears in the email."
@@ -144,7 +168,8 @@ def _answer(event: dict[str, Any], html_by_default: bool) -> Response[str]:
 
 
 def unsubscribe(event: dict[str, Any], from_link: bool) -> Response[str]:
-    """Mark the token's lead do-not-email. `from_link`: a GET (a person clicked), else a POST."""
+    """`from_link` (a GET): check the token and ask to confirm. Else (a POST): mark the token's lead
+    do-not-email and withdraw its marketing consent."""
     token = (event.get("queryStringParameters") or {}).get("token")
     if token is None and not from_link:
         token = _body_token(event)
@@ -159,8 +184,22 @@ def unsubscribe(event: dict[str, Any], from_link: bool) -> Response[str]:
             body=_INVALID_LINK_PAGE,
             headers=dict(_PAGE_HEADERS),
         )
+    if from_link:
+        return _confirmation(event, str(token))
     bootstrap.do_not_email_service().unsubscribe(lead_id)
-    return _answer(event, html_by_default=from_link)
+    return _answer(event, html_by_default=False)
+
+
+def _confirmation(event: dict[str, Any], token: str) -> Response[str]:
+    accept = _header(event, "accept").lower()
+    if "application/json" in accept and "text/html" not in accept:
+        return json_response(HTTPStatus.OK, _NOT_YET, headers=dict(_NO_STORE))
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=HTML,
+        body=_confirmation_page(token.strip()),
+        headers=dict(_PAGE_HEADERS),
+    )
 
 
 def _documented(
@@ -184,13 +223,14 @@ def build_router() -> Router:
 
     @router.get(
         "/unsubscribe",
-        summary="Unsubscribe from marketing email (the link in every nurture email)",
-        description="Query parameter `token` (from the email). Answers a page saying so, or JSON if `Accept` "
-        "asks for `application/json`. Idempotent. A bad link is 400: a small HTML page for a browser (an "
-        "`Accept` preferring `text/html`), else the JSON error naming `token`.",
+        summary="The unsubscribe link of every nurture email: asks to confirm, changes nothing",
+        description="Query parameter `token` (from the email). Answers a page whose button POSTs the "
+        "unsubscribe, or JSON (`unsubscribed: false`) if `Accept` asks for `application/json`: mail scanners "
+        "open every link, so a GET never unsubscribes. A bad link is 400: a small HTML page for a browser "
+        "(an `Accept` preferring `text/html`), else the JSON error naming `token`.",
         tags=["Nurture"],
         responses=_documented(
-            "Unsubscribed (an HTML page, or this JSON)",
+            "A genuine link: the confirmation page, or this JSON",
             503,
             bad_token="Missing, malformed or forged `token` (named in `fields`); a browser gets an HTML page "
             "saying the link is not valid",
@@ -205,7 +245,8 @@ def build_router() -> Router:
         "/unsubscribe",
         summary="One-click unsubscribe (RFC 8058 List-Unsubscribe-Post)",
         description="The email's `List-Unsubscribe` URL (token in the query string), posted with the body "
-        "`List-Unsubscribe=One-Click`; or the token in a form or JSON body. Idempotent.",
+        "`List-Unsubscribe=One-Click`; or the token in a form or JSON body (the confirmation page's button). "
+        "Marks the lead do-not-email and withdraws its marketing consent. Idempotent.",
         tags=["Nurture"],
         responses=_documented(
             "Unsubscribed (JSON, or an HTML page if `Accept` asks for `text/html`)",

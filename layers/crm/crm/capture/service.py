@@ -15,6 +15,8 @@ from crm.platform.errors import DuplicateEmail, RetryableError, VersionConflict
 # Bounded retries for transaction conflicts and optimistic-lock races: enough for a burst of
 # dozens of concurrent submissions of one email, short enough to answer within a second or two.
 MAX_ATTEMPTS = 12
+# How many names of dropped custom fields an activity lists (the count is always there).
+MAX_DROPPED_NAMES = 100
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class CaptureService:
             if lead is None:
                 raise RetryableError("The existing lead could not be read; try again")
             moment = self.now()
-            plan = plan_merge(lead, submission)
+            plan = plan_merge(lead, submission, moment)
             activity = new_activity(
                 lead.id,
                 "submission_merged",
@@ -86,7 +88,11 @@ class CaptureService:
                 kept={name: {"existing": old, "submitted": new} for name, (old, new) in plan.kept.items()}
                 or None,
             )
-            activities = [activity, *self._transcript_activities(lead.id, submission, moment)]
+            activities = [
+                activity,
+                *self._dropped_fields_activities(lead.id, plan.dropped_custom_fields, submission, moment),
+                *self._transcript_activities(lead.id, submission, moment),
+            ]
             if not plan.changes:
                 self.repository.add_activities(activities)
                 return CaptureResult(lead_id=lead.id, created=False, lead=lead)
@@ -112,6 +118,25 @@ class CaptureService:
             source=submission.lead_source,
         )
         return [captured, *self._transcript_activities(lead.id, submission, moment)]
+
+    @staticmethod
+    def _dropped_fields_activities(
+        lead_id: str, dropped: tuple[str, ...], submission: LeadSubmission, moment: datetime
+    ) -> list[Activity]:
+        if not dropped:
+            return []
+        return [
+            new_activity(
+                lead_id,
+                "custom_fields_dropped",
+                f"{len(dropped)} new custom field(s) from a repeat submission were not kept: "
+                "the lead's custom fields are full",
+                submission.submitted_by,
+                moment,
+                names=list(dropped[:MAX_DROPPED_NAMES]),
+                count=len(dropped),
+            )
+        ]
 
     @staticmethod
     def _transcript_activities(lead_id: str, submission: LeadSubmission, moment: datetime) -> list[Activity]:

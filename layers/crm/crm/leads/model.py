@@ -1,5 +1,6 @@
 """The lead aggregate and its rules, as plain Python (no AWS)."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from crm.platform import clock
+from crm.platform.fields import CUSTOM_FIELDS_MAX_BYTES
 from crm.platform.ids import new_id
 
 UtcDatetime = Annotated[datetime, PlainSerializer(clock.isoformat, return_type=str, when_used="json")]
@@ -33,6 +35,15 @@ class Channel(StrEnum):
 
 # Person and company details a later submission may fill in when the lead lacks them.
 MERGEABLE_FIELDS = ("phone", "company", "title", "industry", "employee_count", "annual_revenue")
+
+
+class MarketingConsent(BaseModel):
+    """Whether the person agreed to marketing email: what they said last, when, and through which route."""
+
+    given: bool
+    at: UtcDatetime
+    channel: str  # website_form | live_chat | partner_webhook | api | unsubscribe
+    recorded_by: str  # who recorded it: website_form, partner:acme, user:<sub>, system:unsubscribe
 
 
 class Lead(BaseModel):
@@ -64,6 +75,8 @@ class Lead(BaseModel):
     do_not_email: bool = False
     do_not_email_reason: str | None = None  # unsubscribed | bounced | complained
     do_not_email_at: UtcDatetime | None = None
+    # None: the person was never asked (nurture then mails them only if consent is not required).
+    marketing_consent: MarketingConsent | None = None
     converted: bool = False
     converted_at: UtcDatetime | None = None
     contact_id: str | None = None
@@ -110,6 +123,14 @@ class LeadSubmission:
     annual_revenue: Decimal | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, Any]] | None = None
+    marketing_consent: bool | None = None  # None: the submission did not say
+
+    def consent_at(self, now: datetime) -> MarketingConsent | None:
+        if self.marketing_consent is None:
+            return None
+        return MarketingConsent(
+            given=self.marketing_consent, at=now, channel=self.channel.value, recorded_by=self.submitted_by
+        )
 
     @property
     def initial_status(self) -> LeadStatus:
@@ -132,6 +153,7 @@ def new_lead(submission: LeadSubmission, now: datetime) -> Lead:
         lead_source=submission.lead_source,
         lead_status=submission.initial_status,
         custom_fields=dict(submission.custom_fields),
+        marketing_consent=submission.consent_at(now),
         created_at=now,
         updated_at=now,
     )
@@ -157,6 +179,7 @@ class MergePlan:
 
     changes: dict[str, tuple[Any, Any]]  # field -> (old, new)
     kept: dict[str, tuple[Any, Any]]  # field -> (existing, submitted) where both had a value
+    dropped_custom_fields: tuple[str, ...] = ()  # new keys left out: the lead's custom fields were full
 
     @property
     def custom_fields_added(self) -> bool:
@@ -167,11 +190,15 @@ def _is_empty(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def plan_merge(lead: Lead, submission: LeadSubmission) -> MergePlan:
+def plan_merge(lead: Lead, submission: LeadSubmission, now: datetime) -> MergePlan:
     """Fill the lead's empty fields from the submission; never overwrite a value, never blank one.
 
-    The first source is kept. A live chat with a lead nobody has contacted yet moves it to contacted,
-    because the conversation is the contact.
+    The first source is kept, and the lead's status is never changed: whoever sends a form or starts a chat
+    with someone's address must not be able to move that lead on (a `new` lead moved to `contacted` would
+    silence its speed-to-lead escalation). New custom fields are added while the whole stays within
+    CUSTOM_FIELDS_MAX_BYTES (what one submission may bring), so no sender can grow the item towards
+    DynamoDB's 400 KB limit, past which nothing could write the lead any more. A stated marketing consent
+    replaces the earlier one: the latest word counts.
     """
     changes: dict[str, tuple[Any, Any]] = {}
     kept: dict[str, tuple[Any, Any]] = {}
@@ -184,16 +211,42 @@ def plan_merge(lead: Lead, submission: LeadSubmission) -> MergePlan:
         elif current != submitted:
             kept[name] = (current, submitted)
 
-    new_custom = {k: v for k, v in submission.custom_fields.items() if k not in lead.custom_fields}
     for key, value in submission.custom_fields.items():
         if key in lead.custom_fields and lead.custom_fields[key] != value:
             kept[f"custom_fields.{key}"] = (lead.custom_fields[key], value)
-    if new_custom:
-        changes["custom_fields"] = (dict(lead.custom_fields), {**lead.custom_fields, **new_custom})
+    merged, dropped = _add_new_custom_fields(lead.custom_fields, submission.custom_fields)
+    if len(merged) > len(lead.custom_fields):
+        changes["custom_fields"] = (dict(lead.custom_fields), merged)
 
-    if submission.channel is Channel.LIVE_CHAT and lead.lead_status is LeadStatus.NEW:
-        changes["lead_status"] = (lead.lead_status, LeadStatus.CONTACTED)
-    return MergePlan(changes=changes, kept=kept)
+    consent = submission.consent_at(now)
+    current_consent = lead.marketing_consent.given if lead.marketing_consent else None
+    if consent is not None and consent.given != current_consent:
+        changes["marketing_consent"] = (lead.marketing_consent, consent)
+    return MergePlan(changes=changes, kept=kept, dropped_custom_fields=dropped)
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str).encode())
+
+
+def _add_new_custom_fields(
+    existing: dict[str, Any], submitted: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The existing fields plus each submitted new key that still fits, in the order sent; and the names of
+    those that did not. Sizes are counted as `json.dumps` writes a dict: `{"k": v, "k2": v2}`."""
+    merged = dict(existing)
+    size = _json_size(merged)
+    dropped: list[str] = []
+    for key, value in submitted.items():
+        if key in merged:
+            continue
+        entry = _json_size(key) + 2 + _json_size(value) + (2 if merged else 0)  # `"k": v` and its `, `
+        if size + entry > CUSTOM_FIELDS_MAX_BYTES:
+            dropped.append(key)
+            continue
+        merged[key] = value
+        size += entry
+    return merged, tuple(dropped)
 
 
 def awaits_first_contact(lead: Lead) -> bool:

@@ -10,7 +10,7 @@ is not an error: the unsubscribe route answers the same either way, so it never 
 from collections.abc import Callable
 from datetime import datetime
 
-from crm.leads.model import Activity, new_activity
+from crm.leads.model import Activity, Lead, MarketingConsent, new_activity
 from crm.leads.repository import LeadRepository
 from crm.nurture.unsubscribe import DoNotEmailReason, suppression_reason
 from crm.platform import clock
@@ -45,20 +45,22 @@ class DoNotEmailService:
     def mark(
         self, lead_id: str, reason: DoNotEmailReason, actor: str, *, message_id: str | None = None
     ) -> bool:
-        """Mark the lead do-not-email; False when it already was, or does not exist."""
+        """Mark the lead do-not-email (an unsubscribe also withdraws its marketing consent); False when
+        there was nothing to change, or no such lead."""
         for _ in range(MAX_ATTEMPTS):
             lead = self.leads.get(lead_id)
-            if lead is None or lead.do_not_email:
+            withdraws = reason is DoNotEmailReason.UNSUBSCRIBED and _consent_given(lead)
+            if lead is None or (lead.do_not_email and not withdraws):
                 return False
             now = self.now()
-            marked = lead.model_copy(
-                update={
-                    "do_not_email": True,
-                    "do_not_email_reason": reason.value,
-                    "do_not_email_at": now,
-                    "updated_at": now,
-                }
-            )
+            update: dict[str, object] = {"updated_at": now}
+            if not lead.do_not_email:
+                update |= {"do_not_email": True, "do_not_email_reason": reason.value, "do_not_email_at": now}
+            if withdraws:
+                update["marketing_consent"] = MarketingConsent(
+                    given=False, at=now, channel="unsubscribe", recorded_by=actor
+                )
+            marked = lead.model_copy(update=update)
             activity = new_activity(
                 lead.id,
                 "do_not_email",
@@ -75,3 +77,7 @@ class DoNotEmailService:
             logger.info("Lead marked do-not-email", extra={"lead_id": lead.id, "reason": reason.value})
             return True
         raise RetryableError("The lead keeps changing; try again")
+
+
+def _consent_given(lead: Lead | None) -> bool:
+    return lead is not None and lead.marketing_consent is not None and lead.marketing_consent.given

@@ -48,6 +48,7 @@ class NurtureMailer:
         public_base_url: str,
         sales_threshold: int,
         lease: timedelta,
+        requires_consent: bool = False,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.leads = leads
@@ -58,6 +59,7 @@ class NurtureMailer:
         self.tokens = tokens
         self.public_base_url = public_base_url
         self.sales_threshold = sales_threshold
+        self.requires_consent = requires_consent
         self.lease = lease
         self.now = now
 
@@ -149,7 +151,7 @@ class NurtureMailer:
         if lead is None:
             logger.info("Nurture email for a lead that no longer exists", extra={"lead_id": lead_id})
             return None
-        reason = stop_reason(lead.model_dump(), self.sales_threshold)
+        reason = stop_reason(lead.model_dump(), self.sales_threshold, requires_consent=self.requires_consent)
         if reason is not None:
             # The stream stops it too; doing it here as well means nothing is fired for it again.
             stop_enrollment(self.nurture, enrollment, reason, self.now())

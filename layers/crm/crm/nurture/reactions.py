@@ -23,8 +23,8 @@ def stop_nurture(change: LeadChange, nurture: NurtureService) -> None:
     # Assignment clears `nurture`, so a lead that was nurtured counts too.
     if change.event_name != "MODIFY" or not (change.new.get("nurture") or change.old.get("nurture")):
         return
-    threshold = nurture.sales_threshold
-    reason = stop_reason(change.new, threshold)
-    if reason is None or reason == stop_reason(change.old, threshold):
+    threshold, consent = nurture.sales_threshold, nurture.requires_consent
+    reason = stop_reason(change.new, threshold, requires_consent=consent)
+    if reason is None or reason == stop_reason(change.old, threshold, requires_consent=consent):
         return
     nurture.stop(change.lead_id, reason)

@@ -87,6 +87,7 @@ class StopReason(StrEnum):
     BOUNCED = "bounced"
     COMPLAINED = "complained"
     DO_NOT_EMAIL = "do_not_email"  # marked do-not-email for another reason
+    NO_CONSENT = "no_consent"  # consent to marketing email is required and the person has not given it
     SEQUENCE_DELETED = "sequence_deleted"
 
 
@@ -176,7 +177,9 @@ _DO_NOT_EMAIL_REASONS = {
 }
 
 
-def stop_reason(lead: Mapping[str, Any], sales_threshold: int) -> StopReason | None:
+def stop_reason(
+    lead: Mapping[str, Any], sales_threshold: int, *, requires_consent: bool = False
+) -> StopReason | None:
     """Why a lead (a stream image, or `Lead.model_dump()`) may not be nurtured; None if it may be."""
     if not lead:
         return None
@@ -184,6 +187,8 @@ def stop_reason(lead: Mapping[str, Any], sales_threshold: int) -> StopReason | N
         return StopReason.CONVERTED
     if lead.get("do_not_email"):
         return _DO_NOT_EMAIL_REASONS.get(str(lead.get("do_not_email_reason")), StopReason.DO_NOT_EMAIL)
+    if requires_consent and not (lead.get("marketing_consent") or {}).get("given"):
+        return StopReason.NO_CONSENT
     if lead.get("assigned_to"):
         return StopReason.ASSIGNED
     score = lead.get("score")

@@ -148,6 +148,7 @@ class NurtureService:
         *,
         notification_queue_url: str,
         sales_threshold: int,
+        requires_consent: bool = False,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.leads = leads
@@ -155,6 +156,7 @@ class NurtureService:
         self.publisher = publisher
         self.notification_queue_url = notification_queue_url
         self.sales_threshold = sales_threshold
+        self.requires_consent = requires_consent
         self.now = now
 
     # ------------------------------------------------------------------ enrollment
@@ -164,7 +166,9 @@ class NurtureService:
             lead = self.leads.get(lead_id)
             if lead is None or not lead.nurture:
                 return "skipped"
-            reason = stop_reason(lead.model_dump(), self.sales_threshold)
+            reason = stop_reason(
+                lead.model_dump(), self.sales_threshold, requires_consent=self.requires_consent
+            )
             if reason is not None:
                 logger.info("Nurture lead not enrolled", extra={"lead_id": lead_id, "reason": reason.value})
                 return f"skipped:{reason.value}"

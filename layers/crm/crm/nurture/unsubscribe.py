@@ -57,9 +57,11 @@ class UnsubscribeTokens:
         lead_id, _, signature = token.strip().rpartition(".")
         if not RECORD_ID.match(lead_id) or not signature:
             raise _invalid()
+        if not signature.isascii():  # a genuine signature is base64url; compare_digest takes ASCII only
+            raise _invalid()
         genuine = False
         for key in self._keys():  # every key is tried, so the time taken says nothing about which matched
-            genuine |= hmac.compare_digest(self._sign(key, lead_id), signature)
+            genuine |= hmac.compare_digest(self._sign(key, lead_id).encode(), signature.encode())
         if not genuine:
             raise _invalid()
         return lead_id

@@ -23,6 +23,12 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     honeypot_field: str = "_gotcha"
+    # Server-side captcha check of the public capture routes (crm.platform.captcha): off while the secret is
+    # empty. The verify URL speaks Cloudflare Turnstile's and reCAPTCHA's siteverify protocol.
+    captcha_secret: str = ""
+    captcha_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    # Nurture email only to people who agreed to marketing email (crm.nurture.sequences.stop_reason).
+    nurture_requires_consent: bool = True
     # Assignment and notifications (crm.assignment.routing, crm.assignment.service,
     # crm.notifications.delivery).
     sales_threshold: int = Field(default=70, ge=0, le=1000)

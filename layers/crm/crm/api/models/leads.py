@@ -43,6 +43,10 @@ class LeadFields(BaseModel):
     annual_revenue: OptionalMoney = None
     lead_source: OptionalSource = None
     custom_fields: CustomFields = Field(default_factory=dict)
+    # A form's checkbox ("on", "true", "yes"), a chat's or a partner's true/false; absent: not asked.
+    marketing_consent: bool | None = Field(
+        default=None, description="Whether the person agreed to marketing email; absent if not asked"
+    )
 
     def to_submission(
         self,
@@ -66,6 +70,7 @@ class LeadFields(BaseModel):
             annual_revenue=self.annual_revenue,
             custom_fields=dict(self.custom_fields),
             transcript=transcript,
+            marketing_consent=self.marketing_consent,
         )
 
 
@@ -112,10 +117,24 @@ class ChatCaptureRequest(LeadFields):
 
 
 class CaptureResponse(BaseModel):
-    """Public capture answers: the lead's id only, never another person's data."""
+    """Capture answers to a caller who may know: a partner (signed) or a signed-in user."""
 
     id: str
     created: bool
+
+
+class PublicCaptureResponse(BaseModel):
+    """Public capture answers (website forms, chat): the same whether the email was new or already a lead's,
+    so nobody learns who is one. The lead's id only, never another person's data."""
+
+    id: str
+
+
+class MarketingConsentResponse(BaseModel):
+    given: bool
+    at: UtcDatetime
+    channel: str
+    recorded_by: str
 
 
 class LeadResponse(BaseModel):
@@ -142,6 +161,7 @@ class LeadResponse(BaseModel):
     do_not_email: bool = False
     do_not_email_reason: str | None = None
     do_not_email_at: UtcDatetime | None = None
+    marketing_consent: MarketingConsentResponse | None = None
     converted: bool
     converted_at: UtcDatetime | None
     contact_id: str | None
