@@ -7,7 +7,6 @@ function workers, and runs the event source mappings and schedules; `stop()` end
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from . import outbox
+from . import captcha, outbox
 from .apigw_events import HttpRequest, HttpResponse, json_response
 from .auth import LOCAL_ISSUER, Authorization, authorize, issue_token, jwks, load_or_create_key
 from .clock import Clock, parse_duration
@@ -156,7 +155,10 @@ class LocalStack:
             parameter_overrides=self.parameter_overrides,
             sqs_endpoint=self.moto.endpoint_url,
             # Links the functions build (emails, redirects) must point at this stack, whatever its port.
-            optional_parameters={"PublicBaseUrl": self.server.url},
+            optional_parameters={
+                "PublicBaseUrl": self.server.url,
+                "CaptchaVerifyUrl": self.server.url + captcha.PATH,  # off unless CaptchaSecret is set
+            },
         )
 
     def _clients(self) -> Any:
@@ -358,6 +360,8 @@ class LocalStack:
             if path.startswith("/_local/schedules/") and method == "POST":
                 name = urllib.parse.unquote(path[len("/_local/schedules/") :])
                 return json_response(200, self.run_schedule(name))
+            if path == captcha.PATH and method == "POST":
+                return json_response(200, captcha.siteverify(request.body or b""))
             if path == "/_local/redrive" and method == "POST":
                 body = json.loads(request.body or b"{}")
                 return json_response(200, self.redrive(body.get("queue")))

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.nurture.service import NurtureSequenceService, NurtureService
     from crm.nurture.unsubscribe import UnsubscribeTokens
     from crm.platform.auth import Principal
+    from crm.platform.captcha import CaptchaVerifier
     from crm.platform.cursor import CursorCodec
     from crm.platform.queues import SqsPublisher
     from crm.platform.scheduler import DueSource, FollowUpScheduler
@@ -71,6 +72,14 @@ def _assign_chat_lead(lead: "Lead") -> None:
     from crm.assignment.routing import assign_chat_lead
 
     assign_chat_lead(lead, assignment_service(), routing_service())
+
+
+@built_once
+def captcha_verifier() -> "CaptchaVerifier":
+    from crm.platform.captcha import CaptchaVerifier
+
+    settings = get_settings()
+    return CaptchaVerifier(settings.captcha_secret, settings.captcha_verify_url)
 
 
 @built_once

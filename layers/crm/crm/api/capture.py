@@ -17,7 +17,7 @@ from crm.capture.partner_secrets import partner_secrets
 from crm.capture.service import CaptureResult
 from crm.capture.webhooks import PARTNER_NAME, verify_signature
 from crm.leads.model import Channel
-from crm.platform import idempotency
+from crm.platform import captcha, idempotency
 from crm.platform.errors import InvalidInput, Unauthorized
 from crm.platform.http import documented_responses, model_from, parse_body, parse_json_object, raw_body
 from crm.platform.ids import new_id
@@ -32,6 +32,11 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def _header(event: dict[str, Any], name: str) -> str | None:
     wanted = name.lower()
     return next((v for k, v in (event.get("headers") or {}).items() if k.lower() == wanted), None)
+
+
+def _source_ip(event: dict[str, Any]) -> str | None:
+    source: str | None = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp")
+    return source
 
 
 def _answer(produced: dict[str, Any]) -> Response[str]:
@@ -121,7 +126,9 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
         metrics.add_metric(name="HoneypotSubmissions", unit="Count", value=1)
         return _answer(_public_answer(new_id(), redirect))
     data.pop("lead_source", None)  # website forms always count as website_form
+    captcha_token = captcha.pop_token(data)
     request = model_from(LeadFields, _split_known_fields(data))
+    bootstrap.captcha_verifier().verify(captcha_token, _source_ip(event))
     submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
 
     def produce() -> dict[str, Any]:
@@ -136,7 +143,9 @@ def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Respon
     settings = get_settings()
     body = raw_body(event, settings.max_body_bytes)
     data = parse_body(event.get("headers") or {}, body)
+    captcha_token = captcha.pop_token(data)
     request = model_from(ChatCaptureRequest, data)
+    bootstrap.captcha_verifier().verify(captcha_token, _source_ip(event))
     submission = request.to_submission(
         Channel.LIVE_CHAT, Channel.LIVE_CHAT.value, "live_chat", transcript=request.transcript_messages()
     )
