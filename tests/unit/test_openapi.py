@@ -133,3 +133,49 @@ def test_unsubscribe_documents_its_token_and_the_answers_it_really_gives() -> No
 def test_no_route_documents_a_validation_body_it_never_sends() -> None:
     # The functions read their own input and answer 422 with ErrorResponse, never Powertools' default body.
     assert "HTTPValidationError" not in json.dumps(openapi_document())
+
+
+def schema_ref(response: dict) -> str:
+    return str(response["content"]["application/json"]["schema"]["$ref"]).rsplit("/", 1)[1]
+
+
+def test_protected_routes_document_the_gateways_401_body_and_the_role_checks_403() -> None:
+    gateway_body = openapi_document()["components"]["schemas"]["GatewayErrorResponse"]
+    assert gateway_body["required"] == [
+        "message"
+    ]  # what the JWT authorizer sends: {"message": "Unauthorized"}
+    protected = [
+        (path, method, operation) for path, method, operation in operations() if operation.get("security")
+    ]
+    assert len(protected) > 30
+    for path, method, operation in protected:
+        assert schema_ref(operation["responses"]["401"]) == "GatewayErrorResponse", f"{method} {path}"
+        assert schema_ref(operation["responses"]["403"]) == "ErrorResponse", f"{method} {path}"
+
+
+def test_every_route_documents_the_gateways_throttle_and_its_own_answers_to_a_body_too_large() -> None:
+    for path, method, operation in operations():
+        responses = operation["responses"]
+        assert schema_ref(responses["429"]) == "GatewayErrorResponse", f"{method} {path}"
+        if "413" in responses:
+            bodies = responses["413"]["content"]["application/json"]["schema"]["anyOf"]
+            assert {body["$ref"].rsplit("/", 1)[1] for body in bodies} == {
+                "ErrorResponse",
+                "GatewayErrorResponse",
+            }
+
+
+def test_an_answer_without_a_body_documents_no_content() -> None:
+    paths = openapi_document()["paths"]
+
+    for path in ("/assignment-rules/{rule_id}", "/nurture-sequences/{sequence_id}"):
+        assert paths[path]["delete"]["responses"]["204"] == {"description": "Deleted"}
+
+
+def test_email_fields_of_requests_say_their_format() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+
+    for name in ("LeadFields", "CreateLeadRequest", "ChatCaptureRequest", "CreateUserRequest"):
+        assert schemas[name]["properties"]["email"]["format"] == "email", name
+    for name in ("UpdateLeadRequest", "UpdateUserRequest"):
+        assert schemas[name]["properties"]["email"]["anyOf"][0]["format"] == "email", name

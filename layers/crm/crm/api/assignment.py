@@ -238,7 +238,7 @@ def build_router() -> Router:
         tags=["Assignment"],
         security=JWT,
         responses=documented_responses(
-            {200: ("A page of the queue", UnassignedLeadsResponse)}, 401, 403, 422
+            {200: ("A page of the queue", UnassignedLeadsResponse)}, 400, 401, 403, 422
         ),
     )
     def unassigned_leads_route() -> Response[str]:

@@ -5,7 +5,9 @@ name their input model class (`crm.api.openapi`) and the document gains a `reque
 from that model's JSON schema here; likewise `x-query-model` gives the query parameters. A PATCH or PUT
 whose body has a `version` declares the `If-Match` header it also takes; a DELETE that takes one says so
 with `x-if-match`. The functions read their own input, so Powertools' default 422 body is never sent:
-it is left out.
+it is left out. API Gateway answers some requests itself, before or instead of the function, with its own
+`{"message": ...}` body: the JWT authorizer's 401, the route throttle's 429, its 413 for a body over its
+payload limit; the document says so. A response documented without a body has no `content`.
 """
 
 import json
@@ -17,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from crm.api import analytics, assignment, capture, conversion, lead_queries, leads, scoring, tasks, users
 from crm.api import nurture as nurture_api
@@ -30,6 +32,9 @@ VERSION = "1.0.0"
 JWT_SCHEME = "CognitoJwt"
 _FORM_ROUTES = {("/capture/form", "post"), ("/unsubscribe", "post")}
 _POWERTOOLS_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+_GATEWAY_ERROR = "#/components/schemas/GatewayErrorResponse"
+_ERROR = "#/components/schemas/ErrorResponse"
+_NO_ROLE = "Not allowed: the signed-in user has no role (admin, manager or rep)"
 _IF_MATCH_ON_CHANGE = (
     'The version you read (the ETag), e.g. "3" (or `3`, `W/"3"`); or send it as `version` in the body. '
     "One of the two is required (428 without); a stale one is 409."
@@ -81,6 +86,44 @@ def _if_match(description: str) -> dict[str, Any]:
         "description": description,
         "schema": {"type": "string"},
     }
+
+
+# The body of API Gateway's own answers (no docstring: it would become the schema's description).
+class GatewayErrorResponse(BaseModel):
+    message: str = Field(examples=["Unauthorized", "Too Many Requests"])
+
+
+def _complete_responses(document: dict[str, Any]) -> None:
+    """What every route can answer beyond its own declaration: API Gateway's own answers (the JWT authorizer's
+    401, the throttle's 429, a 413 over its payload limit) and the one role check's 403; and a response
+    declared without a body loses its empty `content`."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["GatewayErrorResponse"] = GatewayErrorResponse.model_json_schema()
+    gateway_body = {JSON: {"schema": {"$ref": _GATEWAY_ERROR}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                # Every JWT route refuses a signed-in user with no role (crm.platform.auth), in one place.
+                responses.setdefault(
+                    "403", {"description": _NO_ROLE, "content": {JSON: {"schema": {"$ref": _ERROR}}}}
+                )
+                responses["401"] = {
+                    "description": "No valid bearer token: the gateway's JWT authorizer refuses the request "
+                    "before the function runs",
+                    "content": gateway_body,
+                }
+            responses["429"] = {
+                "description": "Throttled by the gateway's route limits; retry later",
+                "content": gateway_body,
+            }
+            if "413" in responses:
+                responses["413"]["content"] = {
+                    JSON: {"schema": {"anyOf": [{"$ref": _ERROR}, {"$ref": _GATEWAY_ERROR}]}}
+                }
+            for response in responses.values():
+                if response.get("content") == {}:
+                    del response["content"]
 
 
 def _drop_powertools_validation_errors(document: dict[str, Any]) -> None:
@@ -140,6 +183,7 @@ def openapi_document() -> dict[str, Any]:
     )
     _add_request_bodies(document)
     _drop_powertools_validation_errors(document)
+    _complete_responses(document)
     return document
 
 

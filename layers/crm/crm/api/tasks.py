@@ -35,7 +35,7 @@ def build_router() -> Router:
         ),
         tags=["Tasks"],
         security=JWT,
-        responses=documented_responses({200: ("The open tasks", TaskListResponse)}, 401, 403, 422, 503),
+        responses=documented_responses({200: ("The open tasks", TaskListResponse)}, 400, 401, 403, 422, 503),
         openapi_extensions=query_model(TaskQuery),
     )
     def list_tasks_route() -> Response[str]:

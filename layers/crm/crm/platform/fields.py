@@ -158,10 +158,13 @@ Text100 = PersonName
 Text255 = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_single_line)
 ]
+# The OpenAPI document says "format: email" (internationalised addresses are accepted as well).
+EMAIL_FORMAT = Field(json_schema_extra={"format": "email"})
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=255),
     AfterValidator(_email),
+    EMAIL_FORMAT,
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), AfterValidator(_phone)]
 Source = Annotated[

@@ -101,9 +101,12 @@ def documented_responses(
     """OpenAPI responses for a route: its successes and the error bodies it can answer with."""
     documented: dict[int, OpenAPIResponse] = {}
     for status, (description, model) in success.items():
-        documented[status] = {"description": description}
-        if model is not None:
-            documented[status]["content"] = {JSON: {"model": model}}
+        # No model: no body. The empty content keeps Powertools from guessing one from the handler's return
+        # type (the document's builder, crm.api.docs, then leaves `content` out).
+        documented[status] = {
+            "description": description,
+            "content": {JSON: {"model": model}} if model else {},
+        }
     for status in errors:
         documented[status] = {
             "description": _ERROR_DESCRIPTIONS[status],

@@ -27,6 +27,7 @@ from pydantic import (
 
 from crm.leads.model import UtcDatetime
 from crm.platform.auth import Role
+from crm.platform.fields import EMAIL_FORMAT
 from crm.platform.working_hours import WorkingHours
 
 MAX_TEAMS = 20
@@ -54,7 +55,10 @@ def staff_email(value: str) -> str:
 
 
 StaffEmail = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254), AfterValidator(staff_email)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
+    AfterValidator(staff_email),
+    EMAIL_FORMAT,
 ]
 TeamName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), AfterValidator(team_name)
