@@ -278,5 +278,7 @@ def test_the_unassigned_queue_lists_waiting_leads_newest_first_for_managers(
     assert nurture.id in {lead["id"] for lead in with_nurture[1]["leads"]}
     assert call(invoke, "GET", "/leads/unassigned", claims=REP)[0] == 403
     assert fields(call(invoke, "GET", "/leads/unassigned?limit=0")[1]) == {"limit"}
-    assert fields(call(invoke, "GET", "/leads/unassigned?cursor=abc")[1]) == {"cursor"}
+    for garbage in ("abc", "é", first_page[1]["next_cursor"] + "x"):
+        status, refused = call(invoke, "GET", f"/leads/unassigned?cursor={garbage}")[:2]
+        assert (status, fields(refused)) == (400, {"cursor"})  # the same 400 as on every list
     assert fields(call(invoke, "GET", "/leads/unassigned?include_nurture=maybe")[1]) == {"include_nurture"}

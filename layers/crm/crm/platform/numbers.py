@@ -6,7 +6,6 @@ stored (None when it can), so input models refuse it with a 422 naming the field
 """
 
 from decimal import Decimal
-from typing import TypeVar
 
 MAX_DIGITS = 38
 SMALLEST_EXPONENT = -130  # 1E-130
@@ -25,14 +24,3 @@ def number_problem(number: int | float | Decimal) -> str | None:
     if not SMALLEST_EXPONENT <= value.adjusted() <= LARGEST_EXPONENT:
         return "must be between 1E-130 and 9.99E+125 in size (or 0)"
     return None
-
-
-_Number = TypeVar("_Number", int, Decimal)
-
-
-def check_number(number: _Number) -> _Number:
-    """A validator: `number` itself, or ValueError saying why it cannot be stored."""
-    problem = number_problem(number)
-    if problem is not None:
-        raise ValueError(problem)
-    return number
