@@ -89,9 +89,24 @@ format: $(STAMP)
 validate: $(STAMP) ## sam validate --lint
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
 
-build: $(STAMP) ## sam build (needs python3.13)
+# sam build fetches the layer's arm64 wheels by name==version with no hash check. So they are fetched first,
+# checked against the layer lock's hashes (the platforms are those sam accepts for python3.13 on arm64, plus
+# this machine's, which sam's pip resolves first), and sam's pip is shown only that folder.
+LAYER_WHEELS := .aws-sam/layer-wheels
+LAMBDA_PLATFORMS := $(foreach glibc,2014 _2_17 _2_28 _2_34,--platform manylinux$(glibc)_aarch64)
+
+$(LAYER_WHEELS)/.downloaded: $(LAYER_LOCK)
 	@PY313_DIR=$$(bin/find-python313) || exit 1; \
-	PATH="$$PY313_DIR:$$PATH" $(BIN)/sam build --template template.yaml --parallel --cached
+	rm -rf $(LAYER_WHEELS) && \
+	$$PY313_DIR/python3.13 -m pip download --quiet --require-hashes --no-deps -d $(LAYER_WHEELS) -r $(LAYER_LOCK) && \
+	$$PY313_DIR/python3.13 -m pip download --quiet --require-hashes --no-deps -d $(LAYER_WHEELS) -r $(LAYER_LOCK) \
+		--only-binary=:all: --implementation cp --python-version 3.13 $(LAMBDA_PLATFORMS)
+	touch $@
+
+build: $(STAMP) $(LAYER_WHEELS)/.downloaded ## sam build (needs python3.13)
+	@PY313_DIR=$$(bin/find-python313) || exit 1; \
+	PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(LAYER_WHEELS)) PATH="$$PY313_DIR:$$PATH" \
+		$(BIN)/sam build --template template.yaml --parallel --cached
 
 deploy: build ## sam deploy --config-env $(ENV)
 	$(BIN)/sam deploy --config-env $(ENV)

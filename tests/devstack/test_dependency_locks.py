@@ -79,9 +79,25 @@ def make_output(*arguments: str) -> list[str]:
     return result.stdout.replace("\\\n", " ").splitlines()
 
 
-def make_dry_run(*arguments: str) -> list[str]:
-    """The commands make would run (expanded, not run): what the Makefile really does."""
-    return make_output("--dry-run", *arguments)
+def make_dry_run(*arguments: str) -> list[list[str]]:
+    """The commands make would run (expanded, not run), as the words of each simple shell command."""
+    commands: list[list[str]] = [[]]
+    for line in make_output("--dry-run", *arguments):
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        for word in lexer:
+            if word in {";", "&&", "||"}:
+                commands.append([])
+            else:
+                commands[-1].append(word)
+        commands.append([])
+    return [words for words in commands if words]
+
+
+def runs(words: list[str], program: str) -> bool:
+    """Whether a command runs `program` (`pip install`, `sam build`...), after any VAR=value assignments."""
+    command = " ".join(words)
+    return f"{program} " in command or command.endswith(program)
 
 
 @pytest.mark.parametrize("lock", list(LOCK_INPUTS))
@@ -126,7 +142,7 @@ def test_the_layer_packs_what_the_tests_ran():
 
 def test_install_goes_through_the_locks_and_only_with_hashes():
     commands = make_dry_run("--always-make", "install")
-    pip_installs = [shlex.split(c) for c in commands if " -m pip install " in c]
+    pip_installs = [words for words in commands if runs(words, "-m pip install")]
 
     locks_installed = sorted(words[words.index("-r") + 1] for words in pip_installs if "-r" in words)
     assert locks_installed == sorted([DEV_LOCK, CHECKOV_LOCK])
@@ -136,6 +152,19 @@ def test_install_goes_through_the_locks_and_only_with_hashes():
         else:  # the project itself, whose dependencies the lock already installed
             assert words[-2:] == ["-e", "."], words
             assert "--no-deps" in words and "--no-build-isolation" in words, words
+
+
+def test_sam_build_packs_only_layer_wheels_checked_against_the_lock():
+    # sam build's own pip fetches the arm64 wheels by name==version without hashes: it must see no index.
+    commands = make_dry_run("--always-make", "build")
+    downloads = [words for words in commands if runs(words, "-m pip download")]
+    (sam_build,) = [words for words in commands if runs(words, "/sam build")]
+
+    assert len(downloads) == 2  # this machine's wheels (sam's pip resolves those first), then Lambda's
+    for words in downloads:
+        assert "--require-hashes" in words and words[words.index("-r") + 1] == LAYER_LOCK, words
+    wheelhouse = downloads[0][downloads[0].index("-d") + 1]
+    assert {"PIP_NO_INDEX=1", f"PIP_FIND_LINKS={PROJECT_ROOT / wheelhouse}"} <= set(sam_build)
 
 
 def test_the_install_stamps_follow_the_locks():
@@ -151,11 +180,9 @@ def test_make_lock_writes_every_lock_with_hashes_and_the_layer_for_the_lambda_ru
 
     template = yaml_parse((PROJECT_ROOT / "template.yaml").read_text())
     layer_build = template["Resources"]["CrmLayer"]["Metadata"]
-    compiles = {}
-    for command in make_dry_run("lock"):
-        if " pip compile " in command:
-            words = shlex.split(command)
-            compiles[words[words.index("-o") + 1]] = words
+    compiles = {
+        words[words.index("-o") + 1]: words for words in make_dry_run("lock") if runs(words, "pip compile")
+    }
 
     assert set(compiles) == set(LOCK_INPUTS)
     assert all("--generate-hashes" in words for words in compiles.values())
