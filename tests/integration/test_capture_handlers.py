@@ -140,19 +140,22 @@ def test_the_payload_may_name_its_own_source(invoke: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "reason"),
+    "changes",
     [
-        ({"headers": {"X-Signature": ""}}, "Missing"),
-        ({"headers": {"X-Signature": "t=1,v1=zz"}}, "Malformed"),
-        ({"timestamp": int(time.time()) - 600}, "Stale"),
-        ({"secret": "not-the-secret"}, "Invalid signature"),
-        ({"pathParameters": {"partner": "nobody"}, "rawPath": "/webhooks/nobody"}, "Unknown partner"),
-        ({"pathParameters": {"partner": "../x"}, "rawPath": "/webhooks/..%2Fx"}, "Unknown partner"),
+        {"headers": {"X-Signature": ""}},
+        {"headers": {"X-Signature": "t=1,v1=zz"}},
+        {"headers": {"X-Signature": f"t={'9' * 400},v1={'0' * 64}"}},
+        {"timestamp": int(time.time()) - 600},
+        {"secret": "not-the-secret"},
+        {"pathParameters": {"partner": "nobody"}, "rawPath": "/webhooks/nobody"},
+        {"pathParameters": {"partner": "../x"}, "rawPath": "/webhooks/..%2Fx"},
     ],
+    ids=["missing", "malformed", "huge-timestamp", "stale", "wrong-secret", "unknown-partner", "bad-name"],
 )
-def test_bad_webhook_signatures_get_401_and_store_nothing(
-    invoke: Any, moto_stack: dict, changes: dict, reason: str
+def test_bad_webhook_signatures_get_one_401_and_store_nothing(
+    invoke: Any, moto_stack: dict, changes: dict
 ) -> None:
+    # An unknown partner gets the very answer a bad signature gets: nobody can list the partners.
     payload = {"first_name": "K", "last_name": "J", "email": "kj@example.com"}
     secret = changes.pop("secret", PARTNER_SECRET)
     headers = changes.pop("headers", None)
@@ -163,7 +166,7 @@ def test_bad_webhook_signatures_get_401_and_store_nothing(
     response = invoke("CaptureFunction", request)
 
     assert response["statusCode"] == 401
-    assert reason in response_json(response)["message"]
+    assert response_json(response) == {"error": "unauthorized", "message": "Missing or invalid signature"}
     assert leads_in(moto_stack) == 0
 
 
@@ -307,3 +310,40 @@ def test_a_consent_that_is_not_a_yes_or_no_is_refused_naming_the_field(invoke: A
     assert response["statusCode"] == 422
     assert [f["field"] for f in response_json(response)["fields"]] == ["marketing_consent"]
     assert leads_in(moto_stack) == 0
+
+
+def test_a_replayed_delivery_gets_the_first_answer_and_changes_nothing(invoke: Any, moto_stack: dict) -> None:
+    delivery = signed_webhook({"first_name": "K", "last_name": "J", "email": "replay@example.com"})
+
+    first = invoke("CaptureFunction", delivery)
+    replay = invoke("CaptureFunction", delivery)
+
+    assert first["statusCode"] == replay["statusCode"] == 201
+    assert response_json(first) == response_json(replay)
+    assert leads_in(moto_stack) == 1
+    assert count_activities(moto_stack) == 1  # the replay did not even merge
+
+
+def test_an_unknown_partner_is_looked_up_once_a_minute_at_most(
+    invoke: Any, moto_stack: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm.capture import partner_secrets
+
+    lookups: list[str] = []
+    real = partner_secrets.parameters.get_parameter
+
+    def counting(name: str, **options: Any) -> Any:
+        lookups.append(name)
+        return real(name, **options)
+
+    monkeypatch.setattr(partner_secrets.parameters, "get_parameter", counting)
+    monkeypatch.setattr(partner_secrets, "_unknown_until", {})
+    request = signed_webhook(
+        {"first_name": "K", "last_name": "J", "email": "kj@example.com"},
+        pathParameters={"partner": "nobody"},
+        rawPath="/webhooks/nobody",
+    )
+    answers = [invoke("CaptureFunction", request)["statusCode"] for _ in range(5)]
+
+    assert answers == [401] * 5
+    assert len(lookups) == 1

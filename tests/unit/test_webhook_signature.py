@@ -10,8 +10,9 @@ def header(*signatures: str, timestamp: int = NOW) -> str:
     return ",".join([f"t={timestamp}", *(f"v1={s}" for s in signatures)])
 
 
-def test_a_correct_signature_passes() -> None:
-    verify_signature(header(sign("s3cret", NOW, BODY)), BODY, ["s3cret"], NOW, 300)
+def test_a_correct_signature_passes_and_names_the_delivery() -> None:
+    signature = sign("s3cret", NOW, BODY)
+    assert verify_signature(header(signature), BODY, ["s3cret"], NOW, 300) == f"{NOW}.{signature}"
 
 
 def test_during_rotation_either_secret_and_either_signature_passes() -> None:
@@ -29,6 +30,9 @@ def test_during_rotation_either_secret_and_either_signature_passes() -> None:
         (f"t=abc,v1={'0' * 64}", "Malformed"),
         (f"t={NOW}", "Malformed"),
         (f"t={NOW},v1=xyz", "Malformed"),
+        (f"t={'9' * 400},v1={'0' * 64}", "Malformed"),  # overflowed float arithmetic: a 500 before
+        (f"t=١٢٣٤,v1={'0' * 64}", "Malformed"),  # Arabic-Indic digits pass str.isdigit()
+        (f"t={NOW},v1={'é' * 64}", "Malformed"),
         (header(sign("s3cret", NOW - 301, BODY), timestamp=NOW - 301), "Stale"),
         (header(sign("s3cret", NOW + 301, BODY), timestamp=NOW + 301), "Stale"),
         (header(sign("wrong", NOW, BODY)), "Invalid signature"),

@@ -158,18 +158,27 @@ def capture_chat(event: dict[str, Any], context: LambdaContext | None) -> Respon
     return respond_once(event, "capture/chat", body, context, produce)
 
 
+# One answer for every refused delivery: an unknown partner looks like a bad signature, so nobody can
+# find out which partners exist.
+WEBHOOK_REFUSED = "Missing or invalid signature"
+
+
 def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext | None) -> Response[str]:
     settings = get_settings()
     body = raw_body(event, settings.max_body_bytes)
-    if not PARTNER_NAME.match(partner):
-        raise Unauthorized("Unknown partner")
-    secrets = partner_secrets(settings.partner_secrets_path, partner)
-    if not secrets:
-        raise Unauthorized("Unknown partner")
-    # Authenticate the exact bytes received before reading anything from them.
-    verify_signature(
-        _header(event, "X-Signature"), body, secrets, time.time(), settings.webhook_tolerance_seconds
-    )
+    try:
+        secrets = (
+            partner_secrets(settings.partner_secrets_path, partner) if PARTNER_NAME.match(partner) else None
+        )
+        if not secrets:
+            raise Unauthorized("Unknown partner")
+        # Authenticate the exact bytes received before reading anything from them.
+        delivery = verify_signature(
+            _header(event, "X-Signature"), body, secrets, time.time(), settings.webhook_tolerance_seconds
+        )
+    except Unauthorized as refused:
+        logger.info("Webhook refused", extra={"reason": str(refused)})
+        raise Unauthorized(WEBHOOK_REFUSED) from None
     request = model_from(LeadFields, _split_known_fields(parse_json_object(body)))
     submission = request.to_submission(Channel.PARTNER_WEBHOOK, partner, f"partner:{partner}")
 
@@ -178,7 +187,10 @@ def capture_webhook(event: dict[str, Any], partner: str, context: LambdaContext 
         record_capture(result, Channel.PARTNER_WEBHOOK)
         return _partner_answer(result)
 
-    return respond_once(event, f"webhooks/{partner}", body, context, produce)
+    # A delivery sent again (a replay of the same signed bytes) gets the first answer and changes nothing:
+    # without an Idempotency-Key, the signature is the key, remembered longer than the tolerance window.
+    key = idempotency.validated_key(_header(event, "Idempotency-Key")) or f"signature:{delivery}"
+    return _answer(idempotency.once_per_key(key, f"webhooks/{partner}", body, context, produce))
 
 
 def build_router() -> Router:

@@ -55,5 +55,7 @@ def principal_from_event(event: dict[str, Any]) -> Principal:
         teams=_groups(claims.get("custom:team")),
     )
     if not principal.roles:
-        raise Forbidden("Your account has no role yet: an admin must add you to the admin, manager or rep group")
+        raise Forbidden(
+            "Your account has no role yet: an admin must add you to the admin, manager or rep group"
+        )
     return principal
