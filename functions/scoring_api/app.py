@@ -1,13 +1,15 @@
-"""Scoring API: rules CRUD and rescore jobs, a lead's score ledger, behavioural events (JWT authorizer)."""
+"""Scoring API: rules CRUD, the rule preview and rescore jobs, a lead's score ledger, behavioural events,
+and the routing settings (the sales threshold). Behind the JWT authorizer."""
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from crm.api import scoring
+from crm.api import scoring, settings
 from crm.platform.http import build_resolver
 from crm.platform.observability import logger, metrics, tracer
 
 app = build_resolver()
 app.include_router(scoring.build_router())
+app.include_router(settings.build_router())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -80,7 +80,7 @@ class Env:
             templates=InMemoryTemplates(simple_template("welcome")),
             tokens=tokens(),
             public_base_url="https://api.example.com",
-            sales_threshold=70,
+            sales_threshold=lambda: 70,
             lease=timedelta(seconds=120),
         )
         return mailer, sender
@@ -187,7 +187,7 @@ class RecordingPublisher:
 def test_a_stop_racing_a_fired_step_leaves_the_enrollment_stopped_and_out_of_the_due_index(env: Env) -> None:
     publisher = RecordingPublisher()
     service = NurtureService(
-        env.leads, env.nurture, publisher, notification_queue_url="queue", sales_threshold=70
+        env.leads, env.nurture, publisher, notification_queue_url="queue", sales_threshold=lambda: 70
     )
     leads = [enrolled_lead(env)[0] for _ in range(6)]
 

@@ -21,7 +21,18 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from pydantic import BaseModel, Field
 
-from crm.api import analytics, assignment, capture, conversion, lead_queries, leads, scoring, tasks, users
+from crm.api import (
+    analytics,
+    assignment,
+    capture,
+    conversion,
+    lead_queries,
+    leads,
+    scoring,
+    settings,
+    tasks,
+    users,
+)
 from crm.api import nurture as nurture_api
 from crm.api import unsubscribe as unsubscribe_api
 from crm.api.openapi import registered_model
@@ -51,6 +62,7 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     tasks.build_router,
     conversion.build_router,
     scoring.build_router,
+    settings.build_router,
     users.build_router,
     assignment.build_router,
     lead_queries.build_router,

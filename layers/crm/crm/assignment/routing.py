@@ -49,15 +49,20 @@ class RoutingService:
         publisher: MessagePublisher,
         *,
         assignment_queue_url: str,
-        sales_threshold: int,
+        sales_threshold: Callable[[], int],
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.leads = leads
         self.assignments = assignments
         self.publisher = publisher
         self.assignment_queue_url = assignment_queue_url
-        self.sales_threshold = sales_threshold
+        self._sales_threshold = sales_threshold
         self.now = now
+
+    @property
+    def sales_threshold(self) -> int:
+        """The stored sales threshold (crm.leads.routing_settings), as of at most a few seconds ago."""
+        return self._sales_threshold()
 
     def consider(self, lead_id: str) -> str:
         """Route or nurture the lead as it is now; returns what was done (for logs and tests)."""

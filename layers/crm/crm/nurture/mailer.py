@@ -46,7 +46,7 @@ class NurtureMailer:
         templates: TemplateStore,
         tokens: UnsubscribeTokens,
         public_base_url: str,
-        sales_threshold: int,
+        sales_threshold: Callable[[], int],
         lease: timedelta,
         requires_consent: bool = False,
         now: Callable[[], datetime] = clock.now,
@@ -58,10 +58,15 @@ class NurtureMailer:
         self.templates = templates
         self.tokens = tokens
         self.public_base_url = public_base_url
-        self.sales_threshold = sales_threshold
+        self._sales_threshold = sales_threshold
         self.requires_consent = requires_consent
         self.lease = lease
         self.now = now
+
+    @property
+    def sales_threshold(self) -> int:
+        """The stored sales threshold (crm.leads.routing_settings), as of at most a few seconds ago."""
+        return self._sales_threshold()
 
     def deliver(self, request: NotificationRequest) -> int:
         """Send the step's email if it is still owed; returns how many emails went out now (0 or 1)."""

@@ -147,7 +147,7 @@ class NurtureService:
         publisher: MessagePublisher,
         *,
         notification_queue_url: str,
-        sales_threshold: int,
+        sales_threshold: Callable[[], int],
         requires_consent: bool = False,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
@@ -155,9 +155,14 @@ class NurtureService:
         self.nurture = nurture
         self.publisher = publisher
         self.notification_queue_url = notification_queue_url
-        self.sales_threshold = sales_threshold
+        self._sales_threshold = sales_threshold
         self.requires_consent = requires_consent
         self.now = now
+
+    @property
+    def sales_threshold(self) -> int:
+        """The stored sales threshold (crm.leads.routing_settings), as of at most a few seconds ago."""
+        return self._sales_threshold()
 
     # ------------------------------------------------------------------ enrollment
     def enroll(self, lead_id: str) -> str:

@@ -106,16 +106,23 @@ class RescoreJobRepository(ScoringStore):
     ) -> tuple[list[str], Any]:
         """One page of lead ids from an index partition, and the key to continue from (None: the end)."""
         is_status = partition.index == "GSI2"
+        reads_leads = is_status or partition.nurture_only  # lead items carry `id`, ledgers `lead_id`
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": partition.index,
             "Limit": limit,
-            "ProjectionExpression": "#id" if is_status else "lead_id",
+            "ProjectionExpression": "#id" if reads_leads else "lead_id",
             "ExpressionAttributeValues": {":pk": attribute_value(partition.key)},
         }
+        if reads_leads:
+            kwargs["ExpressionAttributeNames"] = {"#id": "id"}
         if is_status:
             kwargs["KeyConditionExpression"] = "GSI2PK = :pk"
-            kwargs["ExpressionAttributeNames"] = {"#id": "id"}
+        elif partition.nurture_only:
+            # Limit counts the items read before the filter: a page may hold fewer (or no) nurture leads.
+            kwargs["KeyConditionExpression"] = "GSI1PK = :pk"
+            kwargs["FilterExpression"] = "nurture = :nurture"
+            kwargs["ExpressionAttributeValues"][":nurture"] = attribute_value(True)
         elif partition.before is not None:
             kwargs["KeyConditionExpression"] = "GSI1PK = :pk AND GSI1SK < :before"
             kwargs["ExpressionAttributeValues"][":before"] = attribute_value(partition.before)
@@ -127,7 +134,7 @@ class RescoreJobRepository(ScoringStore):
             response = self.client.query(**kwargs)
         except ClientError as exc:
             raise translate(exc) from exc
-        attribute = "id" if is_status else "lead_id"
+        attribute = "id" if reads_leads else "lead_id"
         ids = [str(unmarshal(item)[attribute]) for item in response.get("Items", []) if attribute in item]
         return ids, response.get("LastEvaluatedKey")
 

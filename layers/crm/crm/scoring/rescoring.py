@@ -268,6 +268,8 @@ def rule_set_revision(event_name: str, new_image: Mapping[str, Any]) -> int | No
 class JobReason(StrEnum):
     RULES_CHANGED = "rules_changed"
     DECAY = "decay"
+    # The sales threshold changed and the manager asked to route the nurture leads again.
+    REROUTE_NURTURE = "reroute_nurture"
 
 
 class JobState(StrEnum):
@@ -280,6 +282,7 @@ class JobState(StrEnum):
 
 _RULES_JOB = re.compile(r"^rules-(?P<revision>[1-9][0-9]{0,9})$")
 _DECAY_JOB = re.compile(r"^decay-\d{4}-\d{2}-\d{2}$")
+_REROUTE_JOB = re.compile(r"^reroute-[1-9][0-9]{0,9}$")
 
 
 def rules_job_id(revision: int) -> str:
@@ -292,13 +295,26 @@ def decay_job_id(day: datetime) -> str:
     return f"decay-{day:%Y-%m-%d}"
 
 
+def reroute_job_id(settings_version: int) -> str:
+    """One re-routing per saved routing-settings version."""
+    return f"reroute-{settings_version}"
+
+
+def job_reason(job_id: str) -> JobReason:
+    if _DECAY_JOB.match(job_id):
+        return JobReason.DECAY
+    if _REROUTE_JOB.match(job_id):
+        return JobReason.REROUTE_NURTURE
+    return JobReason.RULES_CHANGED
+
+
 def rules_job_revision(job_id: str) -> int | None:
     match = _RULES_JOB.match(job_id)
     return int(match["revision"]) if match else None
 
 
 def is_job_id(job_id: str) -> bool:
-    return bool(_RULES_JOB.match(job_id) or _DECAY_JOB.match(job_id))
+    return bool(_RULES_JOB.match(job_id) or _DECAY_JOB.match(job_id) or _REROUTE_JOB.match(job_id))
 
 
 class Partition(BaseModel):
@@ -308,6 +324,8 @@ class Partition(BaseModel):
     key: str = Field(min_length=1, max_length=200)
     # Decay pages: only entries scored before this (GSI1SK < before), i.e. before the pass started.
     before: str | None = None
+    # Re-routing pages: the unassigned leads of GSI1 flagged for nurture.
+    nurture_only: bool = False
 
 
 def status_partitions(shards: int) -> list[Partition]:
@@ -315,6 +333,13 @@ def status_partitions(shards: int) -> list[Partition]:
         Partition(index="GSI2", key=f"STATUS#{status.value}#{shard}")
         for status in OPEN_STATUSES
         for shard in range(shards)
+    ]
+
+
+def nurture_partitions(shards: int) -> list[Partition]:
+    """Where nurture leads are: unassigned (GSI1 `OWNER#unassigned#<n>`) and flagged `nurture`."""
+    return [
+        Partition(index="GSI1", key=f"OWNER#unassigned#{shard}", nurture_only=True) for shard in range(shards)
     ]
 
 
@@ -372,10 +397,12 @@ class RescoreJob(BaseModel):
             return f"superseded by {self.superseded_by}: that job rescores every open lead"
         if self.state in (JobState.QUEUED, JobState.STARTING):
             return "starting"
-        done = f"{self.leads_done} of {self.leads_found} leads rescored"
+        rerouting = self.reason is JobReason.REROUTE_NURTURE
+        what = "nurture leads routed again" if rerouting else "leads rescored"
+        done = f"{self.leads_done} of {self.leads_found} {what}"
         if not self.listing_complete:
             return f"{done} so far (still listing: the total grows until every page is read)"
-        return f"{done} ({self.leads_changed} scores changed)"
+        return f"{done} ({self.leads_changed} {'sent to sales' if rerouting else 'scores changed'})"
 
 
 def queued_job(job_id: str, now: datetime) -> RescoreJob:

@@ -30,9 +30,12 @@ from crm.scoring.rescoring import (
     StoredRule,
     decay_job_id,
     decay_partitions,
+    job_reason,
     lead_to_rescore,
+    nurture_partitions,
     plan_rescore,
     queued_job,
+    reroute_job_id,
     retry_delay,
     rule_set_revision,
     rules_job_id,
@@ -177,6 +180,7 @@ class RescoreService:
         shards: int,
         page_size: int = 50,
         concurrency: int = 8,
+        reroute: Callable[[str], bool] | None = None,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.jobs = jobs
@@ -186,6 +190,9 @@ class RescoreService:
         self.shards = shards
         self.page_size = page_size
         self.concurrency = concurrency
+        # Routes one nurture lead again at the stored sales threshold (assignment's routing, given by
+        # bootstrap); True when it was sent to sales.
+        self.reroute = reroute
         self.now = now
 
     # ------------------------------------------------------------ starting
@@ -237,6 +244,15 @@ class RescoreService:
         logger.info("Rescore job started", extra={"job_id": job_id, "partitions": len(partitions)})
         return self.jobs.get(job_id) or job
 
+    def start_reroute_job(self, settings_version: int, started_by: str) -> RescoreJob:
+        """Route every nurture lead again, at the threshold of routing-settings `settings_version`."""
+        return self._start(
+            reroute_job_id(settings_version),
+            JobReason.REROUTE_NURTURE,
+            nurture_partitions(self.shards),
+            started_by,
+        )
+
     def job_status(self, job_id: str) -> RescoreJob:
         job = self.jobs.get(job_id)
         if job is not None:
@@ -261,10 +277,18 @@ class RescoreService:
             )
             self.jobs.mark_next_sent(page)
         if marker.state != "done":
-            outcomes = self._rescore_all(ids, self.scoring.rule_book()) if ids else []
-            changed = sum(1 for outcome in outcomes if outcome is RescoreOutcome.CHANGED)
+            if job_reason(page.job_id) is JobReason.REROUTE_NURTURE:
+                changed = sum(1 for lead_id in ids if self._reroute(lead_id))
+            else:
+                outcomes = self._rescore_all(ids, self.scoring.rule_book()) if ids else []
+                changed = sum(1 for outcome in outcomes if outcome is RescoreOutcome.CHANGED)
             self.jobs.finish_page(page, marker.count, changed)
         self.jobs.finish_if_complete(page.job_id, self.now())
+
+    def _reroute(self, lead_id: str) -> bool:
+        if self.reroute is None:
+            raise RuntimeError("This function cannot route leads: no routing was given to RescoreService")
+        return self.reroute(lead_id)
 
     def _rescore_all(self, lead_ids: list[str], book: RuleBook) -> list[RescoreOutcome]:
         if len(lead_ids) <= 1 or self.concurrency == 1:

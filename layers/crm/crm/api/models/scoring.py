@@ -17,6 +17,7 @@ from pydantic import (
 from crm.conditions import Operator, RuleValue
 from crm.leads.model import Lead, UtcDatetime
 from crm.platform.fields import AwareTimestamp, CustomFields, OptionalText255, StrictInteger
+from crm.scoring.preview import MAX_CHANGES, MOVERS, Outcome, Preview, RuleChange
 from crm.scoring.rescoring import OWN_ACTIVITY_TYPES, JobState, RescoreJob, RuleSet, StoredRule
 from crm.scoring.rules import (
     MAX_RULE_POINTS,
@@ -242,4 +243,87 @@ class LeadScoreResponse(BaseModel):
             entries=[ScoreEntryResponse.model_validate(entry.model_dump()) for entry in breakdown.entries],
             limit_adjustment=breakdown.limit_adjustment,
             scored_at=breakdown.scored_at,
+        )
+
+
+# ---------------------------------------------------------------- the rule preview
+
+
+class RulePreviewRequest(BaseModel):
+    """A rule change to try before making it: changes applied in order, and/or another sales threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    changes: list[RuleChange] = Field(
+        default_factory=list,
+        max_length=MAX_CHANGES,
+        description="Applied in order to the stored rules; an error names the change, e.g. changes[1].points",
+    )
+    threshold: StrictInteger | None = Field(
+        default=None, ge=0, le=1000, description="The sales threshold to try (default: the stored one)"
+    )
+
+
+class PreviewOutcomeResponse(BaseModel):
+    threshold: int = Field(description="Leads at or above it go to sales, the others to nurture")
+    grades: dict[str, int] = Field(description="How many leads get each grade, A+ to F")
+    sales: int
+    nurture: int
+
+    @classmethod
+    def from_outcome(cls, outcome: Outcome) -> "PreviewOutcomeResponse":
+        return cls(
+            threshold=outcome.threshold,
+            grades=outcome.distribution(),
+            sales=outcome.sales,
+            nurture=outcome.nurture,
+        )
+
+
+class PreviewMoverResponse(BaseModel):
+    lead_id: str
+    name: str
+    company: str | None
+    score_before: int
+    score_after: int
+    change: int
+    grade_before: str
+    grade_after: str
+
+
+class RulePreviewResponse(BaseModel):
+    """Nothing was written: the open leads scored under the current rules and under the proposed ones."""
+
+    leads_considered: int = Field(description="How many open leads were scored")
+    open_leads: int
+    sampled: bool = Field(description="true: too many open leads, a uniform sample was scored")
+    current: PreviewOutcomeResponse
+    proposed: PreviewOutcomeResponse
+    leads_moved: int = Field(description="Leads whose score would change")
+    movers: list[PreviewMoverResponse] = Field(
+        description=f"The {MOVERS} biggest moves among the leads you may see, biggest first"
+    )
+
+    @classmethod
+    def from_preview(cls, preview: Preview) -> "RulePreviewResponse":
+        return cls(
+            leads_considered=preview.leads_considered,
+            open_leads=preview.open_leads,
+            sampled=preview.sampled,
+            current=PreviewOutcomeResponse.from_outcome(preview.current),
+            proposed=PreviewOutcomeResponse.from_outcome(preview.proposed),
+            leads_moved=preview.leads_moved,
+            movers=[
+                PreviewMoverResponse(
+                    lead_id=mover.lead_id,
+                    name=mover.name,
+                    company=mover.company,
+                    score_before=mover.score_before,
+                    score_after=mover.score_after,
+                    change=mover.change,
+                    grade_before=mover.grade_before,
+                    grade_after=mover.grade_after,
+                )
+                for mover in preview.movers
+            ],
         )
