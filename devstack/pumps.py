@@ -4,8 +4,9 @@ Streams: records in order per shard (children after their parents), batches of B
 MaximumBatchingWindowInSeconds, FilterCriteria applied (filtered-out records are skipped), partial batch
 failures resume from the first failed sequence number, BisectBatchOnFunctionError splits failing batches,
 MaximumRetryAttempts/MaximumRecordAgeInSeconds bound the retries, then DestinationConfig.OnFailure (SQS) gets
-the batch's description. Each shard's position is saved in the data folder after every batch, so a restart
-neither replays nor loses records.
+the batch's description. Records reach the functions as AWS writes them: DynamoDB Local's quirks (an empty map
+written as `{}`) are put right here, so the functions need no local-only code. Each shard's position is saved
+in the data folder after every batch, so a restart neither replays nor loses records.
 
 Queues: long-polled batches, filtered-out messages deleted (as Lambda does), successes deleted, failures left
 to come back after the visibility timeout; moto moves a message to the queue's DLQ once it has been received
@@ -85,6 +86,31 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def _aws_attribute_value(value: Any) -> Any:
+    """One attribute value as AWS's stream writes it. DynamoDB Local writes an empty map, at any depth, as
+    `{}` instead of `{"M": {}}`, which no deserializer reads; AWS never does."""
+    if value == {}:
+        return {"M": {}}
+    if isinstance(value, dict) and isinstance(value.get("M"), dict):
+        return {"M": {name: _aws_attribute_value(item) for name, item in value["M"].items()}}
+    if isinstance(value, dict) and isinstance(value.get("L"), list):
+        return {"L": [_aws_attribute_value(item) for item in value["L"]]}
+    return value
+
+
+def aws_stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record of DynamoDB Local's stream (as boto3 parses it) as Lambda delivers AWS's: JSON values, the
+    public region and ARN, and images typed as AWS types them."""
+    plain: dict[str, Any] = _plain(record)
+    plain["awsRegion"] = LOCAL_REGION
+    plain["eventSourceARN"] = _public_arn(stream_arn)
+    stream = plain.get("dynamodb") or {}
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in stream:
+            stream[image] = {name: _aws_attribute_value(value) for name, value in stream[image].items()}
+    return plain
 
 
 def _public_arn(arn: str) -> str:
@@ -248,7 +274,7 @@ class StreamPump(_Pump):
                 ]
             if not records:
                 break
-            pending.extend(self._record(stream_arn, r) for r in records)
+            pending.extend(aws_stream_record(r, stream_arn) for r in records)
             self._pending_since.setdefault(shard_id, time.monotonic())
         self._iterators[shard_id] = iterator
         waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
@@ -272,13 +298,6 @@ class StreamPump(_Pump):
             self._finished.add(shard_id)
             state["shards"].setdefault(shard_id, {})["done"] = True
             self.checkpoints.set(self.mapping.logical_id, key, state)
-
-    @staticmethod
-    def _record(stream_arn: str, record: dict[str, Any]) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(record)
-        plain["awsRegion"] = LOCAL_REGION
-        plain["eventSourceARN"] = _public_arn(stream_arn)
-        return plain
 
     def _process(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]]) -> None:
         selected = [r for r in records if matches_any(self.mapping.filters, r)]

@@ -4,6 +4,9 @@ import json
 import uuid
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from devstack.pumps import aws_stream_record
 
 from .conftest import eventually
 
@@ -42,6 +45,65 @@ def test_stream_records_that_match_the_filter_reach_the_function(stack):
     assert record["dynamodb"]["NewImage"]["n"] == {"N": "1"}
     assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int)
     assert record["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+def dynamodb_local_records(stack, key):
+    """The records of `key` exactly as DynamoDB Local's stream API answers (boto3-parsed)."""
+    streams = stack.clients.streams
+    arn = stack.clients.dynamodb.describe_table(TableName="leadflow-local-EventsTable")["Table"][
+        "LatestStreamArn"
+    ]
+    found = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            iterator = response.get("NextShardIterator")
+            if not response["Records"]:
+                break
+            found += [r for r in response["Records"] if r["dynamodb"]["Keys"]["PK"]["S"] == key]
+    return arn, found
+
+
+# An item with an empty map at the top, inside a map and inside a list, plus the other types a lead holds.
+EMPTY_MAPS = {
+    "custom_fields": {"M": {}},
+    "data": {"M": {"answers": {"M": {}}, "steps": {"L": [{"M": {}}, {"S": "x"}]}, "note": {"S": ""}}},
+    "tags": {"L": []},
+    "labels": {"SS": ["a"]},
+    "gone": {"NULL": True},
+    "n": {"N": "2"},
+}
+
+
+def test_dynamodb_locals_stream_records_become_what_aws_would_deliver(stack):
+    # Given an item whose stream images DynamoDB Local writes its own way (an empty map as `{}`)
+    key = f"thing-{uuid.uuid4().hex[:6]}"
+    put(stack, key, entity={"S": "thing"}, **EMPTY_MAPS)
+    eventually(lambda: get(stack, f"seen#{key}"))
+    stream_arn, (raw,) = dynamodb_local_records(stack, key)
+
+    # When the pump turns DynamoDB Local's real record into a Lambda record
+    record = aws_stream_record(raw, stream_arn)
+
+    # Then its image is typed as AWS types it, and a standard deserializer reads every attribute
+    image = record["dynamodb"]["NewImage"]
+    assert {name: image[name] for name in EMPTY_MAPS} == EMPTY_MAPS
+    plain = {name: TypeDeserializer().deserialize(value) for name, value in image.items()}
+    assert plain["custom_fields"] == {} and plain["data"] == {"answers": {}, "steps": [{}, "x"], "note": ""}
+    assert record["awsRegion"] == "us-east-1" and ":us-east-1:" in record["eventSourceARN"]
+
+
+def test_functions_get_empty_maps_typed_as_aws_types_them(stack):
+    key = f"thing-{uuid.uuid4().hex[:6]}"
+    put(stack, key, entity={"S": "thing"}, **EMPTY_MAPS)
+
+    seen = eventually(lambda: get(stack, f"seen#{key}"))
+
+    image = json.loads(seen["record"]["S"])["dynamodb"]["NewImage"]
+    assert {name: image[name] for name in EMPTY_MAPS} == EMPTY_MAPS
 
 
 def test_stream_records_the_filter_rejects_are_skipped(stack):

@@ -159,3 +159,30 @@ def test_reps_may_not_change_the_rules(client: Client, local_stack: Any) -> None
 
     assert created.status == 403 and created.json()["error"] == "forbidden"
     assert anonymous.status == 401  # the gateway's JWT authorizer
+
+
+def test_a_lead_no_rule_matches_is_graded_f_within_seconds(client: Client, local_stack: Any) -> None:
+    # Given a lead with no custom fields and nothing any default rule reads (a .com address, no title)
+    token = local_stack.token("admin")
+    auth = {"Authorization": f"Bearer {token}"}
+    started = time.monotonic()
+    created = client.request(
+        "POST",
+        "/leads",
+        json_body={
+            "first_name": "Plain",
+            "last_name": "Lead",
+            "email": f"e2e-{uuid.uuid4().hex[:10]}@example.com",
+        },
+        headers=auth,
+    )
+    assert created.status == 201, created.body
+    lead_id = created.json()["id"]
+
+    # Then the stream scores it: 0 points, grade F, with a ledger that says when
+    ledger = score_becomes(client, token, lead_id, 0)
+
+    assert time.monotonic() - started < 10
+    assert (ledger["grade"], ledger["entries"]) == ("F", [])
+    lead = client.request("GET", f"/leads/{lead_id}", headers=auth).json()
+    assert (lead["score"], lead["grade"], lead["custom_fields"]) == (0, "F", {})

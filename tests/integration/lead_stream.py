@@ -16,6 +16,7 @@ from crm.platform.dynamo import unmarshal
 from crm.queries.reactions import index_for_search, repair_list_index
 
 from devstack.provision import table_definition
+from devstack.pumps import aws_stream_record
 from devstack.template import Template
 
 
@@ -55,17 +56,9 @@ class StreamReader:
                 self.iterators[shard] = response.get("NextShardIterator")
                 if not response["Records"]:
                     break
-                records.extend(response["Records"])
+                # As Lambda delivers them, through the local stack's own conversion.
+                records.extend(aws_stream_record(record, self.stream_arn) for record in response["Records"])
         return records
-
-
-def lambda_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A Streams API record as Lambda delivers it (same shape; datetimes as epoch seconds)."""
-    stream = dict(record["dynamodb"])
-    created = stream.get("ApproximateCreationDateTime")
-    if created is not None and not isinstance(created, int | float):
-        stream["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {**record, "dynamodb": stream, "eventSource": "aws:dynamodb"}
 
 
 def project(records: list[dict[str, Any]]) -> int:
@@ -79,7 +72,7 @@ def project(records: list[dict[str, Any]]) -> int:
     )
     handled = 0
     for record in records:
-        wrapped = DynamoDBRecord(lambda_record(record))
+        wrapped = DynamoDBRecord(record)
         if LeadChange.from_record(wrapped) is not None:
             dispatcher.handle(wrapped)
             handled += 1

@@ -390,8 +390,8 @@ def test_a_negative_half_life_is_refused() -> None:
         Settings(table_name="t", score_half_life_days="-1")  # type: ignore[arg-type]
 
 
-def test_stream_images_read_typed_values_and_skip_what_is_not_one() -> None:
-    raw = {"id": {"S": "L1"}, "version": {"N": "3"}, "custom_fields": {}, "tags": {"L": [{"S": "a"}]}}
+def test_stream_images_read_typed_values_as_aws_writes_them() -> None:
+    raw = {"id": {"S": "L1"}, "version": {"N": "3"}, "custom_fields": {"M": {}}, "tags": {"L": [{"S": "a"}]}}
 
-    assert stream_image(raw) == {"id": "L1", "version": Decimal(3), "tags": ["a"]}
+    assert stream_image(raw) == {"id": "L1", "version": Decimal(3), "custom_fields": {}, "tags": ["a"]}
     assert stream_image(None) == {}

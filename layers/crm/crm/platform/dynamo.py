@@ -179,13 +179,9 @@ def key_condition(
 
 
 def stream_image(raw: dict[str, Any] | None) -> dict[str, Any]:
-    """A stream record's image as plain values. An attribute that is not one typed value is left out:
-    DynamoDB Local's stream (through botocore) renders an empty map as `{}` instead of `{"M": {}}`."""
-    return {
-        name: deserializer.deserialize(value)  # type: ignore[arg-type]
-        for name, value in (raw or {}).items()
-        if isinstance(value, dict) and len(value) == 1
-    }
+    """A stream record's image (absent: empty) as plain values. Images come as AWS types them; the local
+    stack's stream pump (devstack.pumps) makes DynamoDB Local's look the same."""
+    return unmarshal(raw or {})
 
 
 def must_exist(table: str, key: dict[str, str]) -> dict[str, Any]:
