@@ -226,6 +226,7 @@ class PreviewTally:
         self.current = Outcome(current_threshold)
         self.proposed = Outcome(proposed_threshold)
         self.considered = 0
+        self.moved = 0
         self._moved: list[Mover] = []
 
     @property
@@ -238,8 +239,11 @@ class PreviewTally:
         self.considered += 1
         self.current.count(before.score, before.grade)
         self.proposed.count(after.score, after.grade)
+        if before.score == after.score:
+            return
+        self.moved += 1
         # The counts cover every open lead; the movers name only leads the caller may see.
-        if before.score != after.score and self.may_see(lead):
+        if self.may_see(lead):
             self._moved.append(
                 Mover(
                     lead_id=lead.id,
@@ -261,7 +265,7 @@ class PreviewTally:
             current=self.current,
             proposed=self.proposed,
             movers=movers,
-            leads_moved=len(self._moved),
+            leads_moved=self.moved,
         )
 
 
