@@ -33,8 +33,9 @@ def bearer(stack: LocalStack, role: str | None = None, user: str | None = None) 
 
 
 def qualifying_lead(email: str) -> dict[str, Any]:
-    """Scores 70 with the seed scoring rules: C-level 20, over 1,000 employees 15, revenue over $10M 15,
-    target industry 10, .gov email 10."""
+    """Through the website form, scores 70 with the seed scoring rules: C-level 20, over 1,000 employees 15,
+    revenue over $10M 15, target industry 10, and the form submission itself 10 (a `.com` address scores
+    nothing)."""
     return {
         "first_name": "Grace",
         "last_name": "Hopper",
@@ -56,7 +57,7 @@ def test_a_qualifying_lead_is_assigned_and_its_rep_is_emailed_within_seconds(
 ) -> None:
     started = time.monotonic()
     captured = client.request(
-        "POST", "/capture/form", json_body=qualifying_lead(f"grace-{uuid.uuid4().hex[:8]}@navy.gov")
+        "POST", "/capture/form", json_body=qualifying_lead(f"grace-{uuid.uuid4().hex[:8]}@navy-research.com")
     )
     assert captured.status == 201
     lead_id = captured.json()["id"]
@@ -79,6 +80,50 @@ def test_a_qualifying_lead_is_assigned_and_its_rep_is_emailed_within_seconds(
     assert len(assigned) == 1 and assigned[0]["data"]["trigger"] == "score_threshold"
     assert {c["name"] for c in assigned[0]["data"]["candidates"]} == {"Riley Rep", "Robin Rep", "Reese Rep"}
     print(f"\ncapture -> assigned -> email in the outbox: {elapsed:.1f}s")
+
+
+def test_the_same_person_entered_through_the_system_api_is_not_a_form_submission(
+    client: Client, local_stack: LocalStack
+) -> None:
+    admin = bearer(local_stack, "admin")
+    created = client.request(
+        "POST",
+        "/leads",
+        json_body=qualifying_lead(f"grace-{uuid.uuid4().hex[:8]}@navy-research.com"),
+        headers=admin,
+    )
+    assert created.status == 201
+    lead_id = created.json()["id"]
+
+    lead = eventually(
+        lambda: (r := client.request("GET", f"/leads/{lead_id}", headers=admin).json())["grade"] and r
+    )
+    assert (lead["score"], lead["grade"]) == (60, "C")
+    assert eventually(lambda: client.request("GET", f"/leads/{lead_id}", headers=admin).json()["nurture"])
+    assert "form_submitted" not in [a["type"] for a in lead["activities"]]
+
+
+def test_a_known_visitor_who_starts_a_chat_is_assigned_at_once(
+    client: Client, local_stack: LocalStack
+) -> None:
+    email = f"nora-{uuid.uuid4().hex[:8]}@example.com"
+    admin = bearer(local_stack, "admin")
+    lead_id = client.request(
+        "POST", "/capture/form", data={"first_name": "Nora", "last_name": "Return", "email": email}
+    ).json()["id"]
+    eventually(lambda: client.request("GET", f"/leads/{lead_id}", headers=admin).json()["nurture"])
+
+    chat = client.request(
+        "POST",
+        "/capture/chat",
+        json_body={"first_name": "Nora", "last_name": "Return", "email": email, "transcript": "Back again"},
+    )
+    assert chat.status == 201 and chat.json()["id"] == lead_id
+
+    lead = client.request("GET", f"/leads/{lead_id}", headers=admin).json()
+    assert lead["assigned_to"] is not None and lead["lead_status"] == "new"
+    assigned = [a for a in lead["activities"] if a["type"] == "lead_assigned"]
+    assert [a["data"]["trigger"] for a in assigned] == ["live_chat"]
 
 
 def test_a_chat_lead_is_assigned_during_the_capture(client: Client, local_stack: LocalStack) -> None:

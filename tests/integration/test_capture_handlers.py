@@ -46,7 +46,8 @@ def test_a_plain_html_form_creates_a_new_website_lead(invoke: Any, moto_stack: d
     assert lead["email"] == "ada.lovelace@example.com"
     assert (lead["lead_source"], lead["lead_status"]) == ("website_form", "new")
     assert lead["custom_fields"] == {"utm_source": "newsletter"}
-    assert [a["type"] for a in lead["activities"]] == ["lead_captured"]
+    # A website form is a form submission (scored): recorded with the capture.
+    assert sorted(a["type"] for a in lead["activities"]) == ["form_submitted", "lead_captured"]
     assert lead["created_at"].endswith("Z")
 
 
@@ -73,8 +74,7 @@ def test_a_repeat_submission_merges_into_the_first_lead(invoke: Any, moto_stack:
     assert lead["company"] == "Analytical Engines"  # never overwritten
     assert lead["phone"] == "+44 20 7946 0000"  # filled
     assert lead["version"] == 2
-    merged = lead["activities"][0]
-    assert merged["type"] == "submission_merged"
+    (merged,) = [a for a in lead["activities"] if a["type"] == "submission_merged"]
     assert merged["data"]["kept"]["company"] == {
         "existing": "Analytical Engines",
         "submitted": "Somewhere Else",
@@ -255,7 +255,7 @@ def test_an_idempotency_key_replays_the_first_answer(invoke: Any, moto_stack: di
     assert first["statusCode"] == replay["statusCode"] == 201
     assert response_json(first) == response_json(replay)
     assert leads_in(moto_stack) == 1
-    assert count_activities(moto_stack) == 1  # the replay did not even merge
+    assert count_activities(moto_stack) == 2  # captured and form_submitted: the replay did not even merge
 
 
 def test_an_idempotency_key_reused_with_another_body_is_refused(invoke: Any, moto_stack: dict) -> None:
@@ -347,3 +347,38 @@ def test_an_unknown_partner_is_looked_up_once_a_minute_at_most(
 
     assert answers == [401] * 5
     assert len(lookups) == 1
+
+
+def test_a_demo_request_form_is_also_a_demo_request_and_a_repeat_is_another_submission(invoke: Any) -> None:
+    form = b"first_name=Ada&last_name=L&email=demo%40example.com&form_type=Demo_Request"
+    first = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    invoke(
+        "CaptureFunction",
+        event("capture_form_urlencoded.json", body=form.replace(b"&form_type=Demo_Request", b"")),
+    )
+
+    lead = get_lead(invoke, response_json(first)["id"])
+    types = sorted(a["type"] for a in lead["activities"])
+    assert types == [
+        "demo_requested",
+        "form_submitted",
+        "form_submitted",
+        "lead_captured",
+        "submission_merged",
+    ]
+    assert lead["custom_fields"] == {"form_type": "Demo_Request"}
+
+
+@pytest.mark.parametrize("custom_fields", ["a string", 42, ["a", "list"], True])
+def test_custom_fields_that_are_not_an_object_are_422_naming_the_field(
+    invoke: Any, moto_stack: dict, custom_fields: Any
+) -> None:
+    body = {"first_name": "Ada", "last_name": "L", "email": "ada@example.com", "custom_fields": custom_fields}
+    for sample in ("capture_form_json.json", "create_lead.json", "capture_chat.json"):
+        response = invoke(
+            "CaptureFunction" if sample.startswith("capture") else "LeadsApiFunction",
+            event(sample, body=body),
+        )
+        assert response["statusCode"] == 422, (sample, response["body"])
+        assert [f["field"] for f in response_json(response)["fields"]] == ["custom_fields"]
+    assert leads_in(moto_stack) == 0

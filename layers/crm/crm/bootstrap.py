@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.follow_ups.service import FollowUpService
     from crm.leads.changes import LeadChange, LeadEventsDispatcher
     from crm.leads.model import Lead
+    from crm.leads.routing_settings import RoutingSettingsService
     from crm.lifecycle.service import LifecycleService, TaskService
     from crm.notifications.delivery import NotificationService
     from crm.notifications.ses_events import EmailEventRecorder
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.queries.list_repository import LeadListRepository
     from crm.queries.search import SearchIndex
     from crm.queries.service import LeadQueryService
+    from crm.scoring.preview_service import RulePreviewService
     from crm.scoring.service import ActivityService, RescoreService, RuleService, ScoringService
     from crm.users.repository import UserRepository
     from crm.users.service import UserService
@@ -64,7 +66,11 @@ def lead_repository() -> LeadRepository:
 
 @built_once
 def capture_service() -> CaptureService:
-    return CaptureService(lead_repository(), assign_now=_assign_chat_lead)
+    return CaptureService(
+        lead_repository(),
+        assign_now=_assign_chat_lead,
+        demo_form_types=get_settings().demo_request_form_types,
+    )
 
 
 def _assign_chat_lead(lead: "Lead") -> None:
@@ -146,6 +152,8 @@ def rescore_service() -> "RescoreService":
         shards=settings.index_shards,
         page_size=settings.rescore_page_size,
         concurrency=settings.rescore_concurrency,
+        # Re-routing jobs (PUT /settings/routing with reroute_nurture) route through assignment's routing.
+        reroute=lambda lead_id: routing_service().consider(lead_id) == "routed",
     )
 
 
@@ -154,6 +162,30 @@ def rule_service() -> "RuleService":
     from crm.scoring.service import RuleService
 
     return RuleService(scoring_service().rules)
+
+
+@built_once
+def rule_preview_service() -> "RulePreviewService":
+    from crm.scoring.preview_repository import PreviewRepository
+    from crm.scoring.preview_service import RulePreviewService
+
+    settings = get_settings()
+    return RulePreviewService(
+        scoring_service().rules,
+        PreviewRepository(settings.table_name, settings.index_shards),
+        routing_settings_service().sales_threshold,
+        half_life_days=settings.score_half_life_days,
+    )
+
+
+@built_once
+def routing_settings_service() -> "RoutingSettingsService":
+    from crm.leads.routing_settings import RoutingSettingsService
+    from crm.leads.routing_settings_repository import RoutingSettingsRepository
+
+    settings = get_settings()
+    # The deploy parameter is the threshold until a manager saves one (PUT /settings/routing).
+    return RoutingSettingsService(RoutingSettingsRepository(settings.table_name), settings.sales_threshold)
 
 
 @built_once
@@ -214,7 +246,7 @@ def routing_service() -> "RoutingService":
         assignment_repository(),
         publisher(),
         assignment_queue_url=settings.assignment_queue_url,
-        sales_threshold=settings.sales_threshold,
+        sales_threshold=routing_settings_service().sales_threshold,
     )
 
 
@@ -448,7 +480,7 @@ def nurture_service() -> "NurtureService":
         nurture_repository(),
         publisher(),
         notification_queue_url=settings.notification_queue_url,
-        sales_threshold=settings.sales_threshold,
+        sales_threshold=routing_settings_service().sales_threshold,
         requires_consent=settings.nurture_requires_consent,
     )
 
@@ -470,7 +502,7 @@ def nurture_mailer() -> "NurtureMailer":
         templates=email_templates(),
         tokens=unsubscribe_tokens(),
         public_base_url=settings.public_base_url,
-        sales_threshold=settings.sales_threshold,
+        sales_threshold=routing_settings_service().sales_threshold,
         requires_consent=settings.nurture_requires_consent,
         lease=timedelta(seconds=120),
     )

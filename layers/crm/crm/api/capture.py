@@ -1,5 +1,6 @@
 """Public capture routes: read and check the request, call CaptureService, answer with the id only."""
 
+import dataclasses
 import re
 import time
 from http import HTTPStatus
@@ -84,8 +85,10 @@ def _partner_answer(result: CaptureResult) -> dict[str, Any]:
 
 def _split_known_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Website forms and partners send extra fields (utm_source, plan, ...): keep them as custom fields."""
-    custom = data.get("custom_fields")
-    custom_fields: dict[str, Any] = dict(custom) if isinstance(custom, dict) else {}
+    custom = data.get("custom_fields", {})
+    if not isinstance(custom, dict):
+        raise InvalidInput.single("custom_fields", "must be an object of named fields")
+    custom_fields: dict[str, Any] = dict(custom)
     known: dict[str, Any] = {}
     for name, value in data.items():
         if name in _LEAD_FIELD_NAMES or (name == "lead_source"):
@@ -94,6 +97,12 @@ def _split_known_fields(data: dict[str, Any]) -> dict[str, Any]:
             custom_fields[name] = value
     known["custom_fields"] = custom_fields
     return known
+
+
+def _form_type(custom_fields: dict[str, Any]) -> str | None:
+    # `form_type` is an ordinary extra field (kept in custom_fields), read also as what the form is.
+    value = custom_fields.get("form_type")
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _allowed_redirect(target: Any) -> str:
@@ -130,6 +139,7 @@ def capture_form(event: dict[str, Any], context: LambdaContext | None) -> Respon
     request = model_from(LeadFields, _split_known_fields(data))
     bootstrap.captcha_verifier().verify(captcha_token, _source_ip(event))
     submission = request.to_submission(Channel.WEBSITE_FORM, Channel.WEBSITE_FORM.value, "website_form")
+    submission = dataclasses.replace(submission, form_type=_form_type(request.custom_fields))
 
     def produce() -> dict[str, Any]:
         result = bootstrap.capture_service().capture(submission)

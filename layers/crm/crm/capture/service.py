@@ -2,12 +2,21 @@
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from crm.leads.model import Activity, Channel, Lead, LeadSubmission, new_activity, new_lead, plan_merge
+from crm.leads.model import (
+    Activity,
+    Channel,
+    Lead,
+    LeadSubmission,
+    is_open,
+    new_activity,
+    new_lead,
+    plan_merge,
+)
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
 from crm.platform.errors import DuplicateEmail, RetryableError, VersionConflict
@@ -41,11 +50,14 @@ class CaptureService:
         self,
         repository: LeadRepository,
         assign_now: ImmediateAssignment = _no_immediate_assignment,
+        *,
+        demo_form_types: Iterable[str] = ("demo_request",),
         now: Callable[[], datetime] = clock.now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.repository = repository
         self.assign_now = assign_now
+        self.demo_form_types = frozenset(kind.lower() for kind in demo_form_types)
         self.now = now
         self.sleep = sleep
 
@@ -90,12 +102,13 @@ class CaptureService:
             )
             activities = [
                 activity,
+                *self._form_activities(lead.id, submission, moment),
                 *self._dropped_fields_activities(lead.id, plan.dropped_custom_fields, submission, moment),
                 *self._transcript_activities(lead.id, submission, moment),
             ]
             if not plan.changes:
                 self.repository.add_activities(activities)
-                return CaptureResult(lead_id=lead.id, created=False, lead=lead)
+                return self._merged(lead, submission)
             updated = lead.model_copy(
                 update={name: new for name, (_, new) in plan.changes.items()} | {"updated_at": moment}
             )
@@ -104,8 +117,15 @@ class CaptureService:
             except (VersionConflict, RetryableError):
                 self._back_off(attempt)
                 continue
-            return CaptureResult(lead_id=lead.id, created=False, lead=stored)
+            return self._merged(stored, submission)
         raise RetryableError("The lead is being changed by many submissions at once; try again")
+
+    def _merged(self, lead: Lead, submission: LeadSubmission) -> CaptureResult:
+        # A visitor who is already a lead, chatting now, wants someone now: the same immediate assignment a
+        # new chat lead gets, while the lead is open and nobody has it.
+        if submission.channel is Channel.LIVE_CHAT and is_open(lead) and lead.assigned_to is None:
+            self.assign_now(lead)
+        return CaptureResult(lead_id=lead.id, created=False, lead=lead)
 
     def _first_activities(self, lead: Lead, submission: LeadSubmission, moment: datetime) -> list[Activity]:
         captured = new_activity(
@@ -117,7 +137,40 @@ class CaptureService:
             channel=submission.channel.value,
             source=submission.lead_source,
         )
-        return [captured, *self._transcript_activities(lead.id, submission, moment)]
+        return [
+            captured,
+            *self._form_activities(lead.id, submission, moment),
+            *self._transcript_activities(lead.id, submission, moment),
+        ]
+
+    def _form_activities(self, lead_id: str, submission: LeadSubmission, moment: datetime) -> list[Activity]:
+        """A website form is a form submission, each time it is sent (scoring counts it); a form that says it
+        is a demo request (`form_type`) is a demo request as well."""
+        if submission.channel is not Channel.WEBSITE_FORM:
+            return []
+        form_type = submission.form_type.strip().lower() if submission.form_type else None
+        activities = [
+            new_activity(
+                lead_id,
+                "form_submitted",
+                f"Submitted a website form{f' ({form_type})' if form_type else ''}",
+                submission.submitted_by,
+                moment,
+                form_type=form_type,
+            )
+        ]
+        if form_type in self.demo_form_types:
+            activities.append(
+                new_activity(
+                    lead_id,
+                    "demo_requested",
+                    f"Requested a demo (form {form_type})",
+                    submission.submitted_by,
+                    moment,
+                    form_type=form_type,
+                )
+            )
+        return activities
 
     @staticmethod
     def _dropped_fields_activities(

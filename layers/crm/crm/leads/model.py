@@ -124,6 +124,7 @@ class LeadSubmission:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, Any]] | None = None
     marketing_consent: bool | None = None  # None: the submission did not say
+    form_type: str | None = None  # what a website form says it is (`demo_request`, `contact`, ...)
 
     def consent_at(self, now: datetime) -> MarketingConsent | None:
         if self.marketing_consent is None:
@@ -247,6 +248,11 @@ def _add_new_custom_fields(
         merged[key] = value
         size += entry
     return merged, tuple(dropped)
+
+
+def is_open(lead: Lead) -> bool:
+    """Still being worked: neither converted nor ruled out."""
+    return not lead.converted and lead.lead_status not in (LeadStatus.UNQUALIFIED, LeadStatus.CONVERTED)
 
 
 def awaits_first_contact(lead: Lead) -> bool:

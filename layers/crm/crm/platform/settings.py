@@ -23,6 +23,8 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     honeypot_field: str = "_gotcha"
+    # A website form whose `form_type` is one of these is a demo request (crm.capture.service).
+    demo_request_form_types: tuple[str, ...] = ("demo_request",)
     # Server-side captcha check of the public capture routes (crm.platform.captcha): off while the secret is
     # empty. The verify URL speaks Cloudflare Turnstile's and reCAPTCHA's siteverify protocol.
     captcha_secret: str = ""
@@ -89,6 +91,13 @@ class Settings(BaseModel):
     def split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("demo_request_form_types", mode="before")
+    @classmethod
+    def split_form_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(kind.strip().lower() for kind in value.split(",") if kind.strip())
         return value
 
 
