@@ -124,6 +124,7 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.scoring_rules
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.regex_rules
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.rescoring
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.rule_preview
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.conversion
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.assignment
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
