@@ -122,6 +122,14 @@ EXPECTED: dict[str, Case] = {
     "GET /scoring-rules/rescore-jobs/{job_id}": Case(
         "/scoring-rules/rescore-jobs/{rescore_job}", **staff(200)
     ),
+    # A change naming no rule: refused (422) before any lead is read. A stale version: nothing saved.
+    "POST /scoring-rules/preview": Case(
+        "/scoring-rules/preview", **staff(422), body={"changes": [{"op": "delete", "id": UNKNOWN_RULE}]}
+    ),
+    "GET /settings/routing": Case("/settings/routing", **staff(200)),
+    "PUT /settings/routing": Case(
+        "/settings/routing", **staff(409), body={"sales_threshold": 70}, headers=STALE
+    ),
     # ---- assignment and users
     "GET /leads/unassigned": Case("/leads/unassigned", **staff(200)),
     "POST /leads/{id}/assign": Case(
