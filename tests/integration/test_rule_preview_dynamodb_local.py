@@ -262,3 +262,54 @@ def test_the_sales_threshold_is_a_versioned_setting_the_preview_starts_from(scor
         scoring_api("put_routing_settings.json", user="rep1", body={"sales_threshold": 1, "version": 2})[0]
         == 403
     )
+
+
+def test_reroute_nurture_is_a_job_over_the_nurture_leads_only_with_progress(
+    preview_table: dict[str, Any],
+) -> None:
+    from crm.scoring.rescore_job_repository import RescoreJobRepository
+    from crm.scoring.rescore_queue import InMemoryRescoreQueue
+    from crm.scoring.rescoring import JobState
+    from crm.scoring.rule_repository import ScoringRuleRepository
+    from crm.scoring.score_repository import ScoreRepository
+    from crm.scoring.service import RescoreService, ScoringService
+
+    # Given 30 unassigned leads flagged for nurture among the 1,000 (none of the others is)
+    dynamodb, table = preview_table["dynamodb"], preview_table["table"]
+    nurtured = [
+        lead(datetime(2026, 2, 1, tzinfo=UTC), score=60 + index).model_copy(update={"nurture": True})
+        for index in range(30)
+    ]
+    store(dynamodb, table, [item_of(nurtured_lead, SHARDS) for nurtured_lead in nurtured])
+    routed: list[str] = []
+    rules = ScoringRuleRepository(table, client=dynamodb)
+    queue = InMemoryRescoreQueue()
+    jobs = RescoreService(
+        RescoreJobRepository(table, client=dynamodb),
+        rules,
+        ScoringService(ScoreRepository(table, SHARDS, client=dynamodb), rules),
+        queue,
+        shards=SHARDS,
+        page_size=7,
+        # Stands in for assignment's routing: sends the lead to sales when its score reaches 75.
+        reroute=lambda lead_id: (
+            routed.append(lead_id) or next(n for n in nurtured if n.id == lead_id).score >= 75
+        ),
+    )
+
+    # When a threshold change asks for it, and the queue is drained
+    started = jobs.start_reroute_job(2, "manager-1")
+    while (page := queue.take()) is not None:
+        jobs.process_page(page)
+
+    # Then every nurture lead was routed again once, and the job says so
+    assert started.job_id == "reroute-2"
+    assert sorted(routed) == sorted(n.id for n in nurtured)
+    job = jobs.job_status("reroute-2")
+    assert (job.effective_state, job.leads_found, job.leads_done, job.leads_changed) == (
+        JobState.COMPLETED,
+        30,
+        30,
+        15,
+    )
+    assert job.progress() == "30 of 30 nurture leads routed again (15 sent to sales)"
