@@ -186,3 +186,89 @@ def test_a_lead_no_rule_matches_is_graded_f_within_seconds(client: Client, local
     assert (ledger["grade"], ledger["entries"]) == ("F", [])
     lead = client.request("GET", f"/leads/{lead_id}", headers=auth).json()
     assert (lead["score"], lead["grade"], lead["custom_fields"]) == (0, "F", {})
+
+
+def set_active(client: Client, auth: dict[str, str], rule_id: str, active: bool) -> dict[str, Any]:
+    current = client.request("GET", f"/scoring-rules/{rule_id}", headers=auth)
+    assert current.status == 200, current.body
+    changed = client.request(
+        "PATCH",
+        f"/scoring-rules/{rule_id}",
+        json_body={"active": active},
+        headers={**auth, "If-Match": current.headers["ETag"]},
+    )
+    assert changed.status == 200, changed.body
+    body: dict[str, Any] = changed.json()
+    return body
+
+
+def test_switching_on_the_quick_start_email_rule_gives_20_for_more_than_5_opens(
+    client: Client, local_stack: Any
+) -> None:
+    token = local_stack.token("manager")
+    auth = {"Authorization": f"Bearer {token}"}
+    quick_start = "seed-quick-start-email-opens"
+    shipped = client.request("GET", f"/scoring-rules/{quick_start}", headers=auth).json()
+    assert (shipped["active"], shipped["count_operator"], shipped["count_value"], shipped["points"]) == (
+        False,
+        "gt",
+        5,
+        20,
+    )
+    # Given a scored lead that opened 6 emails (2 points each by the default per-activity rule)
+    lead_id = capture(client)
+    base: dict[str, Any] = eventually(
+        lambda: (current := score(client, token, lead_id))["scored_at"] and current, f"{lead_id} scored"
+    )
+    for _ in range(6):
+        opened = client.request(
+            "POST", f"/leads/{lead_id}/activities", json_body={"type": "email_opened"}, headers=auth
+        )
+        assert opened.status == 201, opened.body
+    before = score_becomes(client, token, lead_id, base["score"] + 12)["score"]
+
+    # When a manager switches the quick-start rule on
+    switched_on = set_active(client, auth, quick_start, True)
+    try:
+        finished(client, token, switched_on["rescore_job"]["job_id"])
+        after = score(client, token, lead_id)
+    finally:
+        finished(client, token, set_active(client, auth, quick_start, False)["rescore_job"]["job_id"])
+
+    # Then the lead's score moves by 20, and its ledger says why
+    assert after["score"] - before == 20
+    entry = next(e for e in after["entries"] if e["rule_id"] == quick_start)
+    assert (entry["points"], entry["raw_points"], entry["activity_count"]) == (20, 20, 6)
+    assert score(client, token, lead_id)["score"] == before  # switched off again: back where it was
+
+
+def test_a_count_rule_that_makes_no_sense_is_a_422_naming_the_field(client: Client, local_stack: Any) -> None:
+    auth = {"Authorization": f"Bearer {local_stack.token('manager')}"}
+    rule = {
+        "name": "Fewer than 2 visits",
+        "category": "behavioural",
+        "field": "activity.type",
+        "operator": "equals",
+        "value": "page_viewed",
+        "points": -5,
+    }
+
+    answers = [
+        client.request("POST", "/scoring-rules", json_body=rule | changes, headers=auth)
+        for changes in (
+            {"count_operator": "lt", "count_value": 2},
+            {"count_operator": "gt"},
+            {"count_value": 2},
+            {"count_operator": "gt", "count_value": 2, "cap": 10},
+            {"category": "firmographic", "field": "industry", "count_operator": "gt", "count_value": 2},
+        )
+    ]
+
+    assert [a.status for a in answers] == [422] * 5
+    assert [[p["field"] for p in a.json()["fields"]] for a in answers] == [
+        ["count_operator"],
+        ["count_value"],
+        ["count_value"],
+        ["cap"],
+        ["count_operator"],
+    ]

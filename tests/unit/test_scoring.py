@@ -5,7 +5,13 @@ from typing import Any
 
 import pytest
 from crm.leads.model import Activity, Lead, LeadStatus, grade_for
-from crm.scoring.engine import CompiledRules, default_rules, score_lead, should_auto_qualify
+from crm.scoring.engine import (
+    CompiledRules,
+    default_rule_upgrades,
+    default_rules,
+    score_lead,
+    should_auto_qualify,
+)
 from crm.scoring.rules import ScoreBreakdown, ScoringCategory, ScoringRule, ScoringRuleInput
 from pydantic import ValidationError
 
@@ -188,6 +194,16 @@ VALID_RULE = {
 }
 
 
+COUNT_RULE = {
+    "category": "behavioural",
+    "field": "activity.type",
+    "operator": "equals",
+    "value": "email_opened",
+    "count_operator": "gt",
+    "count_value": 5,
+}
+
+
 def fields_named(**changes: Any) -> set[str]:
     """The fields an error names for VALID_RULE with `changes` (a change to ... removes the key)."""
     payload = {key: value for key, value in (VALID_RULE | changes).items() if value is not ...}
@@ -238,11 +254,26 @@ def test_a_valid_rule_becomes_a_scoring_rule_with_an_id() -> None:
         ({"operator": "in", "value": [["a"]]}, "value"),
         ({"cap": 10}, "cap"),
         ({"window_days": 7}, "window_days"),
+        ({"count_operator": "gt", "count_value": 5}, "count_operator"),
         ({"weight": 3}, "weight"),
+        (COUNT_RULE | {"count_operator": "lt"}, "count_operator"),
+        (COUNT_RULE | {"count_operator": "between"}, "count_operator"),
+        (COUNT_RULE | {"count_value": ...}, "count_value"),
+        (COUNT_RULE | {"count_operator": ...}, "count_value"),
+        (COUNT_RULE | {"count_value": 0}, "count_value"),
+        (COUNT_RULE | {"count_value": 100_001}, "count_value"),
+        (COUNT_RULE | {"count_value": "5"}, "count_value"),
+        (COUNT_RULE | {"count_value": 5.5}, "count_value"),
+        (COUNT_RULE | {"cap": 40}, "cap"),
     ],
 )
 def test_an_invalid_rule_is_refused_naming_the_field_at_fault(changes: dict[str, Any], named: str) -> None:
     assert fields_named(**changes) == {named}
+
+
+def test_a_count_rule_takes_a_window() -> None:
+    given = ScoringRuleInput.model_validate(VALID_RULE | COUNT_RULE | {"window_days": 30})
+    assert (given.count_operator, given.count_value, given.window_days, given.counts) == ("gt", 5, 30, True)
 
 
 @pytest.mark.parametrize("pattern", [r"^(a|b)+$", r"^\d{3}-\d{4}$", r"[(+)]+x+", r"\(a+\)+", r"(ab)+c*"])
@@ -288,6 +319,12 @@ def test_behavioural_rules_take_a_cap_and_a_window() -> None:
         ({"title": "Vice President, Finance"}, 15, "F"),
         ({"title": "Director of Engineering"}, 10, "F"),  # "direCTOr" is not a CTO
         ({"title": "Chief Revenue Officer"}, 20, "F"),
+        ({"title": "C-level"}, 20, "F"),
+        ({"title": "c-LEVEL executive"}, 20, "F"),
+        ({"title": "Sales (C-Level)"}, 20, "F"),
+        ({"title": "VP, C-level relations"}, 20, "F"),  # one title tier counts: the best
+        ({"title": "Abc-level manager"}, 0, "F"),
+        ({"title": "C level"}, 0, "F"),
         ({"title": "CEO & Director"}, 20, "F"),
         ({"title": "Software Engineer"}, 0, "F"),
         ({"email": "prof@mit.edu"}, 5, "F"),
@@ -351,7 +388,11 @@ def test_the_seed_scores_activities_by_type() -> None:
 def test_the_seed_rules_are_stable_and_editable_through_the_api() -> None:
     first, again = default_rules(NOW), default_rules(NOW + timedelta(days=1))
     assert [r.id for r in first] == [r.id for r in again]
-    assert len({r.id for r in first}) == len(first) == 16
+    assert len({r.id for r in first}) == len(first) == 18
+    assert [r.id for r in first if not r.active] == [
+        "seed-quick-start-email-opens",
+        "seed-quick-start-page-views",
+    ]
     for seeded in first:
         ScoringRuleInput.model_validate(seeded.model_dump(exclude={"id", "created_at"}))
 
@@ -449,6 +490,100 @@ def test_a_behavioural_rule_can_match_several_types() -> None:
         activity("page_viewed", 1),
     ]
     assert score(lead(), webinars, activities=activities) == 10
+
+
+def opens(count: int, days_ago: float = 1) -> list[Activity]:
+    return [activity("email_opened", days_ago + index / 1000) for index in range(count)]
+
+
+@pytest.mark.parametrize(("count", "points"), [(0, 0), (1, 0), (5, 0), (6, 20), (40, 20)])
+def test_a_count_rule_gives_its_points_once_for_more_than_its_count(count: int, points: int) -> None:
+    more_than_5 = rule(
+        "activity.type", "equals", "email_opened", points=20, count_operator="gt", count_value=5
+    )
+    assert score(lead(), more_than_5, activities=opens(count)) == points
+
+
+@pytest.mark.parametrize(("count", "points"), [(4, 0), (5, 20), (6, 20)])
+def test_a_count_rule_can_ask_for_at_least_its_count(count: int, points: int) -> None:
+    at_least_5 = rule(
+        "activity.type", "equals", "email_opened", points=20, count_operator="gte", count_value=5
+    )
+    assert score(lead(), at_least_5, activities=opens(count)) == points
+
+
+def test_a_count_rule_counts_only_its_window_and_its_types() -> None:
+    recent = rule(
+        "activity.type", "equals", "page_viewed", points=15, count_operator="gt", count_value=2, window_days=7
+    )
+    old_and_other = [activity("page_viewed", day) for day in (7, 8, 30)] + [activity("email_opened", 1)] * 5
+    assert score(lead(), recent, activities=[*old_and_other, *[activity("page_viewed", 2)] * 2]) == 0
+    breakdown = score_lead(lead(), [*old_and_other, *[activity("page_viewed", 2)] * 3], [recent], NOW)
+    (entry,) = breakdown.entries
+    assert (breakdown.score, entry.points, entry.raw_points, entry.activity_count) == (15, 15, 15, 3)
+    assert entry.awarded_at == NOW - timedelta(days=2)
+
+
+def test_a_count_rules_points_do_not_decay() -> None:
+    more_than_5 = rule(
+        "activity.type", "equals", "email_opened", points=20, count_operator="gt", count_value=5
+    )
+    assert score(lead(), more_than_5, activities=opens(6, days_ago=90), half_life_days=30) == 20
+
+
+def test_the_quick_start_rules_once_switched_on_add_to_the_points_per_activity() -> None:
+    rules = default_rules(NOW)
+    switched_on = [
+        r.model_copy(update={"active": True}) if r.id.startswith("seed-quick-start") else r for r in rules
+    ]
+    activities = [*opens(6), *[activity("page_viewed", 1)] * 11]
+    before = score_lead(lead(), activities, rules, NOW)
+    after = score_lead(lead(), activities, switched_on, NOW)
+    assert before.score == 6 * 2 + 11 * 1
+    assert after.score - before.score == 20 + 15
+    assert {e.rule_id: e.points for e in after.entries if e.rule_id.startswith("seed-quick-start")} == {
+        "seed-quick-start-email-opens": 20,
+        "seed-quick-start-page-views": 15,
+    }
+
+
+# ---------------------------------------------------------------- upgrading an earlier release's defaults
+
+
+def first_release_defaults() -> list[ScoringRule]:
+    """The defaults as the first release seeded them: no quick-start rules, the C-level rule without
+    the literal "C-level"."""
+    earlier = [r for r in default_rules(NOW) if not r.id.startswith("seed-quick-start")]
+    return [
+        r.model_copy(update={"value": r"\b(ceo|cto|cfo|coo|cmo|cio|chief)\b"})
+        if r.id == "seed-title-c-level"
+        else r
+        for r in earlier
+    ]
+
+
+def test_an_earlier_install_gets_the_new_defaults_and_the_unchanged_c_level_rule() -> None:
+    upgrades = default_rule_upgrades(first_release_defaults(), 1, NOW)
+    assert [r.id for r in upgrades] == [
+        "seed-title-c-level",
+        "seed-quick-start-email-opens",
+        "seed-quick-start-page-views",
+    ]
+    assert score_lead(lead(title="C-level"), [], upgrades, NOW).score == 20
+
+
+def test_an_upgrade_keeps_what_the_team_edited_or_deleted() -> None:
+    edited = [
+        r.model_copy(update={"points": 25}) if r.id == "seed-title-c-level" else r
+        for r in first_release_defaults()
+    ]
+    assert [r.id for r in default_rule_upgrades(edited, 1, NOW)] == [
+        "seed-quick-start-email-opens",
+        "seed-quick-start-page-views",
+    ]
+    without_quick_start = [r for r in default_rules(NOW) if r.id != "seed-quick-start-page-views"]
+    assert default_rule_upgrades(without_quick_start, 2, NOW) == []
+    assert default_rule_upgrades(default_rules(NOW), 2, NOW) == []
 
 
 # ---------------------------------------------------------------- the ledger

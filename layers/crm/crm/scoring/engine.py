@@ -7,6 +7,8 @@ Semantics a rule author can rely on (how one value matches: `crm.conditions`):
 - Rules sharing a `group` are tiers: only the best-scoring match of a group counts.
 - Behavioural rules give their points per matching activity (by activity type), then decay with the
   activity's age, then the cap limits the rule's total.
+- A count rule (a behavioural rule with `count_operator`) gives its points once, undecayed, while the number
+  of matching activities in its window is more than (gt) / at least (gte) its `count_value`.
 """
 
 import math
@@ -20,6 +22,7 @@ from crm.conditions import Matcher, Operator, RuleScalar, RuleValue, compile_mat
 from crm.leads.model import Activity, Lead, LeadStatus, grade_for
 from crm.scoring.rules import (
     ACTIVITY_TYPE_FIELD,
+    RuleDefinition,
     ScoreBreakdown,
     ScoreEntry,
     ScoringCategory,
@@ -83,6 +86,8 @@ _Occurrences = dict[str, list[tuple[datetime, float]]]
 class _BehaviouralRule:
     rule: ScoringRule
     matches_type: Matcher
+    # A count rule's test of how many activities matched; None: points per activity.
+    count_holds: Matcher | None = None
 
     def award(self, occurrences: _Occurrences, now: datetime) -> _Award | None:
         window = self.rule.window_days
@@ -96,16 +101,15 @@ class _BehaviouralRule:
         ]
         if not counted:
             return None
+        newest = max(happened_at for happened_at, _ in counted)
+        if self.count_holds is not None:
+            if not self.count_holds(len(counted)):
+                return None
+            return _Award(self.rule, self.rule.points, self.rule.points, newest, activity_count=len(counted))
         points = self.rule.points * math.fsum(weight for _, weight in counted)
         if self.rule.cap is not None:
             points = math.copysign(min(abs(points), self.rule.cap), points)
-        return _Award(
-            self.rule,
-            points,
-            self.rule.points * len(counted),
-            max(happened_at for happened_at, _ in counted),
-            activity_count=len(counted),
-        )
+        return _Award(self.rule, points, self.rule.points * len(counted), newest, activity_count=len(counted))
 
 
 def _occurrences(activities: Iterable[Activity], now: datetime, half_life_days: float | None) -> _Occurrences:
@@ -173,7 +177,11 @@ class CompiledRules:
             if rule.field != ACTIVITY_TYPE_FIELD
         ]
         self._behavioural_rules = [
-            _BehaviouralRule(rule, compile_matcher(rule.operator, rule.value))
+            _BehaviouralRule(
+                rule,
+                compile_matcher(rule.operator, rule.value),
+                compile_matcher(rule.count_operator, rule.count_value) if rule.count_operator else None,
+            )
             for rule in active
             if rule.field == ACTIVITY_TYPE_FIELD
         ]
@@ -217,6 +225,8 @@ def score_lead(
 
 # ---------------------------------------------------------------- the rules a fresh install starts with
 
+# Goes up by one whenever the defaults change; the rule set stores the version it was seeded or upgraded to.
+DEFAULTS_VERSION = 2
 DEFAULT_ACTIVITY_POINTS = {
     "email_opened": 2,
     "email_clicked": 5,
@@ -224,8 +234,8 @@ DEFAULT_ACTIVITY_POINTS = {
     "form_submitted": 10,
     "demo_requested": 20,
 }
-# C-level titles match as words, because "Director" contains "cto".
-_C_LEVEL = r"\b(ceo|cto|cfo|coo|cmo|cio|chief)\b"
+# C-level titles match as words, because "Director" contains "cto"; the literal "C-level" counts too.
+_C_LEVEL = r"\b(ceo|cto|cfo|coo|cmo|cio|chief|c-level)\b"
 _VP = r"vp|vice[\s-]*president"
 
 
@@ -238,9 +248,16 @@ class _SeedRule(NamedTuple):
     value: RuleValue
     points: int
     group: str | None = None
+    count_operator: Operator | None = None
+    count_value: int | None = None
+    active: bool = True
 
 
-_PERSON, _COMPANY = ScoringCategory.DEMOGRAPHIC, ScoringCategory.FIRMOGRAPHIC
+_PERSON, _COMPANY, _BEHAVIOUR = (
+    ScoringCategory.DEMOGRAPHIC,
+    ScoringCategory.FIRMOGRAPHIC,
+    ScoringCategory.BEHAVIOURAL,
+)
 _INDUSTRIES: list[RuleScalar] = ["Technology", "Finance", "Healthcare"]
 _SEED_ATTRIBUTE_RULES = (
     _SeedRule(
@@ -267,26 +284,86 @@ _SEED_ATTRIBUTE_RULES = (
     ),
     _SeedRule("seed-industry", "Target industry", _COMPANY, "industry", Operator.IN, _INDUSTRIES, 10),
 )
+_SEED_ACTIVITY_RULES = tuple(
+    _SeedRule(
+        f"seed-activity-{activity_type.replace('_', '-')}",
+        f"Activity: {activity_type.replace('_', ' ')}",
+        _BEHAVIOUR,
+        ACTIVITY_TYPE_FIELD,
+        Operator.EQUALS,
+        activity_type,
+        points,
+    )
+    for activity_type, points in DEFAULT_ACTIVITY_POINTS.items()
+)
+# The specification's quick-start scoring, shipped switched off: a manager turns them on (PATCH active).
+_SEED_QUICK_START_RULES = (
+    _SeedRule(
+        "seed-quick-start-email-opens",
+        "Quick start: more than 5 email opens",
+        _BEHAVIOUR,
+        ACTIVITY_TYPE_FIELD,
+        Operator.EQUALS,
+        "email_opened",
+        20,
+        count_operator=Operator.GT,
+        count_value=5,
+        active=False,
+    ),
+    _SeedRule(
+        "seed-quick-start-page-views",
+        "Quick start: more than 10 page views",
+        _BEHAVIOUR,
+        ACTIVITY_TYPE_FIELD,
+        Operator.EQUALS,
+        "page_viewed",
+        15,
+        count_operator=Operator.GT,
+        count_value=10,
+        active=False,
+    ),
+)
+# The defaults version that added a default (1 when absent): an upgrade adds only defaults newer than the
+# install's, so a default the team deleted stays deleted.
+_ADDED_IN = {"seed-quick-start-email-opens": 2, "seed-quick-start-page-views": 2}
+# What earlier defaults said differently: a stored default that still says exactly that was never edited,
+# and follows today's default.
+_EARLIER_DEFAULTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "seed-title-c-level": ({"value": r"\b(ceo|cto|cfo|coo|cmo|cio|chief)\b"},),
+}
+_DEFINITION_FIELDS = set(RuleDefinition.model_fields)
 
 
 def default_rules(now: datetime) -> list[ScoringRule]:
-    """The rules a fresh install scores with: the seed's scoring service exactly, behaviour uncapped.
+    """The rules a fresh install scores with: the seed's scoring service exactly, behaviour uncapped, and
+    the quick-start count rules switched off.
 
     Title, company size and revenue are tiers (one group each): a "VP and Director" gets 15, not 25.
     Ids are fixed so that seeding twice finds the same rules.
     """
-    activity_rules = [
-        _SeedRule(
-            f"seed-activity-{activity_type.replace('_', '-')}",
-            f"Activity: {activity_type.replace('_', ' ')}",
-            ScoringCategory.BEHAVIOURAL,
-            ACTIVITY_TYPE_FIELD,
-            Operator.EQUALS,
-            activity_type,
-            points,
-        )
-        for activity_type, points in DEFAULT_ACTIVITY_POINTS.items()
-    ]
-    return [
-        ScoringRule(created_at=now, **seed._asdict()) for seed in (*_SEED_ATTRIBUTE_RULES, *activity_rules)
-    ]
+    seeds = (*_SEED_ATTRIBUTE_RULES, *_SEED_ACTIVITY_RULES, *_SEED_QUICK_START_RULES)
+    return [ScoringRule(created_at=now, **seed._asdict()) for seed in seeds]
+
+
+def _definition(rule: ScoringRule) -> dict[str, Any]:
+    return rule.model_dump(include=_DEFINITION_FIELDS)
+
+
+def default_rule_upgrades(stored: Iterable[ScoringRule], installed: int, now: datetime) -> list[ScoringRule]:
+    """What brings rules seeded with defaults version `installed` to today's defaults: every default added
+    since, and today's version of every default still exactly as an earlier release seeded it. A default
+    the team edited or deleted is theirs and stays as they left it."""
+    by_id = {rule.id: rule for rule in stored}
+    upgrades = []
+    for default in default_rules(now):
+        current = by_id.get(default.id)
+        if current is None:
+            if _ADDED_IN.get(default.id, 1) > installed:
+                upgrades.append(default)
+            continue
+        wanted, found = _definition(default), _definition(current)
+        if found != wanted and any(
+            found == wanted | earlier for earlier in _EARLIER_DEFAULTS.get(default.id, ())
+        ):
+            upgrades.append(default)
+    return upgrades

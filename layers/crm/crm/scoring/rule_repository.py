@@ -19,7 +19,7 @@ from crm.platform.dynamo import (
     unmarshal,
 )
 from crm.platform.errors import Conflict, NotFound, RetryableError, VersionConflict
-from crm.scoring.engine import default_rules
+from crm.scoring.engine import DEFAULTS_VERSION, default_rule_upgrades, default_rules
 from crm.scoring.repository import ScoringStore, attribute_value, plain_number
 from crm.scoring.rescoring import (
     RULE_SET_ENTITY,
@@ -68,6 +68,8 @@ class RuleSetItem(BaseModel):
     rule_count: int
     updated_at: str
     seeded_at: str | None = None
+    # The defaults (crm.scoring.engine.DEFAULTS_VERSION) the rules were seeded with or upgraded to.
+    defaults_version: int = DEFAULTS_VERSION
 
 
 class ScoringRuleRepository(ScoringStore):
@@ -75,16 +77,23 @@ class ScoringRuleRepository(ScoringStore):
     changes are serialised and each revision names exactly one rule set (and one rescore job)."""
 
     def rule_set(self, now: Callable[[], datetime] = clock.now) -> RuleSet:
-        """Every rule; a fresh install is seeded with the defaults the first time rules are read."""
+        """Every rule; a fresh install is seeded with the defaults the first time rules are read, and an
+        install seeded by an earlier release gets the defaults changed since (`_upgrade_defaults`)."""
         for _ in range(3):
-            revision, rules = self._read()
-            if revision is not None:
+            revision, defaults_version, rules = self._read()
+            if revision is None:
+                self._seed(now())
+            elif defaults_version < DEFAULTS_VERSION:
+                self._upgrade_defaults(revision, defaults_version, rules, now())
+            else:
                 return RuleSet(revision=revision, rules=rules)
-            self._seed(now())
         raise RetryableError("The scoring rules could not be read; try again")
 
-    def _read(self) -> tuple[int | None, list[StoredRule]]:
+    def _read(self) -> tuple[int | None, int, list[StoredRule]]:
+        """The rule set's revision (None before seeding), its defaults version and every rule."""
         revision: int | None = None
+        # A rule set from before defaults were versioned was seeded with the first defaults.
+        defaults_version = 1
         rules: list[StoredRule] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
@@ -99,6 +108,7 @@ class ScoringRuleRepository(ScoringStore):
                     item = unmarshal(raw)
                     if item.get("entity") == RULE_SET_ENTITY:
                         revision = int(item["revision"])
+                        defaults_version = int(item.get("defaults_version", 1))
                     elif item.get("entity") == "scoring_rule":
                         rules.append(ScoringRuleItem.model_validate(item).to_rule())
                 if "LastEvaluatedKey" not in response:
@@ -106,7 +116,7 @@ class ScoringRuleRepository(ScoringStore):
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
             raise translate(exc) from exc
-        return revision, rules
+        return revision, defaults_version, rules
 
     def _seed(self, now: datetime) -> None:
         """The defaults and revision 1, all or nothing; a concurrent seeding makes this one a no-op."""
@@ -138,6 +148,62 @@ class ScoringRuleRepository(ScoringStore):
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc) from exc
             # Seeded by someone else meanwhile (or a transient cancellation): the caller reads again.
+
+    def _upgrade_defaults(
+        self, revision: int, defaults_version: int, rules: list[StoredRule], now: datetime
+    ) -> None:
+        """Bring an earlier release's defaults up to date, in one transaction with the revision they
+        make (so a rescore job applies them), conditional on the revision read: a concurrent rule change
+        or upgrade makes this one a no-op, and the caller reads again."""
+        current = {rule.id: rule for rule in rules}
+        writes: list[Any] = []
+        added = 0
+        for default in default_rule_upgrades(rules, defaults_version, now):
+            previous = current.get(default.id)
+            put: dict[str, Any] = {"TableName": self.table_name}
+            if previous is None:
+                rule = StoredRule(**default.model_dump(), updated_at=now)
+                put["ConditionExpression"] = "attribute_not_exists(PK)"
+                added += 1
+            else:
+                rule = StoredRule(
+                    **default.model_dump(exclude={"created_at"}),
+                    created_at=previous.created_at,
+                    updated_at=now,
+                    version=previous.version + 1,
+                )
+                put["ConditionExpression"] = "#version = :expected"
+                put["ExpressionAttributeNames"] = {"#version": "version"}
+                put["ExpressionAttributeValues"] = {":expected": attribute_value(previous.version)}
+            put["Item"] = marshal(ScoringRuleItem.from_rule(rule).model_dump())
+            writes.append({"Put": put})
+        sets = "defaults_version = :defaults, updated_at = :now"
+        values: dict[str, Any] = {
+            ":read": attribute_value(revision),
+            ":defaults": attribute_value(DEFAULTS_VERSION),
+            ":now": attribute_value(clock.isoformat(now)),
+        }
+        update_expression = f"SET {sets}"
+        if writes:
+            update_expression = f"SET {sets}, #revision = :new ADD rule_count :added"
+            values |= {":new": attribute_value(revision + 1), ":added": attribute_value(added)}
+        meta_update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": marshal(meta_key()),
+                "UpdateExpression": update_expression,
+                "ConditionExpression": "#revision = :read AND "
+                "(attribute_not_exists(defaults_version) OR defaults_version < :defaults)",
+                "ExpressionAttributeNames": {"#revision": "revision"},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        try:
+            self._transact([*writes, meta_update])
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc) from exc
+            # Changed or upgraded by someone else meanwhile: the caller reads again.
 
     def revision(self) -> int | None:
         item = self._get_item(meta_key())

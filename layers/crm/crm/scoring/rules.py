@@ -23,6 +23,9 @@ from crm.platform.fields import StrictInteger, Text100
 
 MAX_RULE_POINTS = 1000
 ACTIVITY_TYPE_FIELD = "activity.type"
+# A count rule compares how many activities match: more than (gt) or at least (gte) its count_value.
+COUNT_OPERATORS = (Operator.GT, Operator.GTE)
+MAX_COUNT = 100_000
 
 
 class ScoringCategory(StrEnum):
@@ -46,7 +49,8 @@ def _check_field(name: str) -> str:
 class RuleDefinition(BaseModel):
     """What a rule says, shared by the API input and the stored rule.
 
-    Declaration order matters: `field` is checked against `category`, and `value` against `operator`.
+    Declaration order matters: `field` is checked against `category`, `value` against `operator`, and
+    `count_value` and `cap` against `count_operator`.
     """
 
     name: Text100
@@ -57,6 +61,11 @@ class RuleDefinition(BaseModel):
     points: StrictInteger = Field(ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
     # Rules sharing a group are tiers: only the best-scoring match of the group counts.
     group: GroupName | None = None
+    # Behavioural only. A count rule gives its points once, when the number of matching activities (within
+    # window_days) is count_operator count_value: "more than 5 email opens" is gt 5. Without them, a
+    # behavioural rule gives its points per matching activity.
+    count_operator: Operator | None = None
+    count_value: StrictInteger | None = Field(default=None, ge=1, le=MAX_COUNT, validate_default=True)
     # Behavioural only: most points (in absolute value) this rule gives, and how far back activities count.
     cap: StrictInteger | None = Field(default=None, ge=1, le=MAX_RULE_POINTS)
     window_days: StrictInteger | None = Field(default=None, ge=1, le=3650)
@@ -88,12 +97,42 @@ class RuleDefinition(BaseModel):
             return value
         return check_value(operator, value)
 
+    @field_validator("count_operator")
+    @classmethod
+    def counts_activities(cls, operator: Operator | None, info: ValidationInfo) -> Operator | None:
+        if operator is None:
+            return None
+        if operator not in COUNT_OPERATORS:
+            raise ValueError("must be gt (more than) or gte (at least)")
+        category = info.data.get("category")
+        if category is not None and category is not ScoringCategory.BEHAVIOURAL:
+            raise ValueError("only behavioural rules count activities")
+        return operator
+
+    @field_validator("count_value")
+    @classmethod
+    def count_needs_its_operator(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if "count_operator" not in info.data:  # the operator itself is invalid and already reported
+            return value
+        if info.data["count_operator"] is not None and value is None:
+            raise ValueError("a count rule needs the number of activities to compare with")
+        if info.data["count_operator"] is None and value is not None:
+            raise ValueError("only count rules have one: set count_operator (gt or gte) too")
+        return value
+
     @field_validator("cap", "window_days")
     @classmethod
     def behavioural_only(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and info.data.get("category") is not ScoringCategory.BEHAVIOURAL:
             raise ValueError("only behavioural rules have one")
+        if value is not None and info.field_name == "cap" and info.data.get("count_operator") is not None:
+            raise ValueError("a count rule gives its points once: it has no cap")
         return value
+
+    @property
+    def counts(self) -> bool:
+        """Whether this is a count rule (points once for enough activities, not per activity)."""
+        return self.count_operator is not None
 
 
 class ScoringRuleInput(RuleDefinition):
@@ -118,7 +157,8 @@ class ScoreEntry(BaseModel):
     category: ScoringCategory
     # Whole points, after decay and caps; rounded so that the ledger adds up to the score.
     points: int
-    # Before decay and caps: the rule's points, times the activity count for behavioural rules.
+    # Before decay and caps: the rule's points, times the activity count for behavioural rules that give
+    # points per activity (a count rule's points are given once).
     raw_points: int
     # Attribute rules: the lead's value that matched. Behavioural rules: how many activities counted.
     matched_value: Any = None

@@ -77,7 +77,8 @@ class ScoringRuleReplaceRequest(ScoringRuleInput):
 
 
 class ScoringRulePatchRequest(BaseModel):
-    """PATCH: only the fields to change (null clears group, cap, window_days or value).
+    """PATCH: only the fields to change (null clears group, count_operator, count_value, cap, window_days
+    or value).
 
     The result is validated as a whole rule, so e.g. a new operator must fit the value it keeps.
     """
@@ -91,6 +92,8 @@ class ScoringRulePatchRequest(BaseModel):
     value: RuleValue = None
     points: StrictInteger | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
     group: GroupName | None = None
+    count_operator: Operator | None = None
+    count_value: StrictInteger | None = None
     cap: StrictInteger | None = None
     window_days: StrictInteger | None = None
     active: StrictBool | None = None
@@ -124,6 +127,11 @@ class ScoringRuleResponse(BaseModel):
     value: JsonValue
     points: int
     group: str | None
+    count_operator: Operator | None = Field(
+        description="Count rules only: gt or gte; the rule gives its points once when the number of "
+        "matching activities (within window_days) is more than / at least count_value"
+    )
+    count_value: int | None
     cap: int | None
     window_days: int | None
     active: bool
