@@ -3,7 +3,8 @@ SHELL := /bin/bash
 export SAM_CLI_TELEMETRY := 0
 .DEFAULT_GOAL := help
 
-PYTHON ?= python3
+# The functions run on the Lambda runtime's Python (3.13) locally too: the dev venv is built with it.
+PYTHON ?= $(shell dir=$$(bin/find-python313 2>/dev/null) && echo "$$dir/python3.13")
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -33,7 +34,10 @@ help: ## List the targets
 PIP_INSTALL_LOCKED := -m pip install --quiet --require-hashes --no-deps -r
 
 $(STAMP): $(DEV_LOCK) pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed for the dev environment")'
+	@test -n "$(PYTHON)" || bin/find-python313
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else "The dev environment runs on the Lambda runtime, Python 3.13: PYTHON=$(PYTHON) is not")'
+	@# A venv of another Python (an older checkout) is rebuilt: the tests must run what Lambda runs.
+	if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then rm -rf $(VENV); fi
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python $(PIP_INSTALL_LOCKED) $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
