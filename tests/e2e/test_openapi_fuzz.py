@@ -8,6 +8,7 @@ The stack is this module's own (its own data folder): the fuzzer creates, change
 reach, and the session's stack keeps the demo data the other tests rely on.
 """
 
+import copy
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from devstack.stack import LocalStack
 pytestmark = pytest.mark.e2e
 
 # The budget: generated examples per operation and caller (the module stays under ~90 s on 2 cores).
-EXAMPLES_PER_OPERATION = 5
+EXAMPLES_PER_OPERATION = 8
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -33,7 +34,7 @@ CHECKS = (
 
 def load_schema(*, coverage: bool) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_dict(
-        openapi_document(),
+        copy.deepcopy(openapi_document()),  # its own copy: schemathesis may add to what it is given
         config=SchemathesisConfig.from_dict(
             {
                 "generation": {"max-examples": EXAMPLES_PER_OPERATION, "database": "none"},

@@ -179,3 +179,14 @@ def test_email_fields_of_requests_say_their_format() -> None:
         assert schemas[name]["properties"]["email"]["format"] == "email", name
     for name in ("UpdateLeadRequest", "UpdateUserRequest"):
         assert schemas[name]["properties"]["email"]["anyOf"][0]["format"] == "email", name
+
+
+def test_answers_that_carry_one_of_two_bodies_or_redirect_say_so() -> None:
+    paths = openapi_document()["paths"]
+
+    known_email = paths["/leads"]["post"]["responses"]["200"]["content"]["application/json"]["schema"][
+        "anyOf"
+    ]
+    assert {body["$ref"].rsplit("/", 1)[1] for body in known_email} == {"LeadResponse", "CaptureResponse"}
+    redirect = paths["/capture/form"]["post"]["responses"]["303"]
+    assert schema_ref(redirect) == "PublicCaptureResponse"

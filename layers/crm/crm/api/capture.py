@@ -218,7 +218,10 @@ def build_router() -> Router:
                     "Received: a new lead, or merged into the lead with this email (the same answer)",
                     PublicCaptureResponse,
                 ),
-                303: ("Redirect to the thank-you page", None),
+                303: (
+                    "Received; see the thank-you page in Location (the body is the same as 201's)",
+                    PublicCaptureResponse,
+                ),
             },
             400,
             413,

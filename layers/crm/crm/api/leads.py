@@ -87,7 +87,7 @@ def build_router() -> Router:
                 201: ("The new lead", LeadResponse),
                 200: (
                     "The lead this email already had (its id only if the caller may not see it)",
-                    LeadResponse,
+                    LeadResponse | CaptureResponse,
                 ),
             },
             400,

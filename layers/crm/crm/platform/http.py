@@ -6,6 +6,7 @@ This is the one place that maps domain errors to HTTP status codes.
 import json
 from decimal import Decimal
 from http import HTTPStatus
+from types import UnionType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -96,9 +97,10 @@ VERSIONED_CHANGE_ERRORS = (*CHANGE_ERRORS, 428)
 
 
 def documented_responses(
-    success: dict[int, tuple[str, type[BaseModel] | None]], *errors: int
+    success: dict[int, tuple[str, type[BaseModel] | UnionType | None]], *errors: int
 ) -> dict[int, OpenAPIResponse]:
-    """OpenAPI responses for a route: its successes and the error bodies it can answer with."""
+    """OpenAPI responses for a route: its successes (a model, or `A | B` when either body may come) and the
+    error bodies it can answer with."""
     documented: dict[int, OpenAPIResponse] = {}
     for status, (description, model) in success.items():
         # No model: no body. The empty content keeps Powertools from guessing one from the handler's return
