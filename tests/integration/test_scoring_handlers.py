@@ -315,7 +315,12 @@ def test_a_manager_reads_the_seeded_defaults(invoke: Any, stack: dict) -> None:
     assert status == 200 and body["revision"] == 1
     points = {rule["id"]: rule["points"] for rule in body["rules"]}
     assert points["seed-title-c-level"] == 20 and points["seed-revenue-10m"] == 15
-    assert points["seed-activity-demo-requested"] == 20 and len(points) == 16
+    assert points["seed-activity-demo-requested"] == 20 and len(points) == 18
+    switched_off = [rule for rule in body["rules"] if not rule["active"]]
+    assert [(r["id"], r["count_operator"], r["count_value"], r["points"]) for r in switched_off] == [
+        ("seed-quick-start-email-opens", "gt", 5, 20),
+        ("seed-quick-start-page-views", "gt", 10, 15),
+    ]
     industry = next(rule for rule in body["rules"] if rule["id"] == "seed-industry")
     assert industry["value"] == ["Technology", "Finance", "Healthcare"] and industry["version"] == 1
 
