@@ -382,3 +382,18 @@ def test_custom_fields_that_are_not_an_object_are_422_naming_the_field(
         assert response["statusCode"] == 422, (sample, response["body"])
         assert [f["field"] for f in response_json(response)["fields"]] == ["custom_fields"]
     assert leads_in(moto_stack) == 0
+
+
+def test_a_changed_consent_is_merged_and_its_change_is_on_the_timeline(invoke: Any) -> None:
+    form = b"first_name=Ada&last_name=L&email=changes%40example.com&marketing_consent=true"
+    first = invoke("CaptureFunction", event("capture_form_urlencoded.json", body=form))
+    again = invoke(
+        "CaptureFunction", event("capture_form_urlencoded.json", body=form.replace(b"=true", b"=false"))
+    )
+
+    assert (first["statusCode"], again["statusCode"]) == (201, 201)
+    lead = get_lead(invoke, response_json(first)["id"])
+    assert lead["marketing_consent"]["given"] is False
+    (merged,) = [a for a in lead["activities"] if a["type"] == "submission_merged"]
+    change = merged["data"]["changes"]["marketing_consent"]
+    assert (change["old"]["given"], change["new"]["given"]) == (True, False)

@@ -5,7 +5,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from crm.leads.model import (
     Activity,
@@ -96,7 +98,10 @@ class CaptureService:
                 moment,
                 channel=submission.channel.value,
                 source=submission.lead_source,
-                changes={name: {"old": old, "new": new} for name, (old, new) in plan.changes.items()},
+                changes={
+                    name: {"old": _plain(old), "new": _plain(new)}
+                    for name, (old, new) in plan.changes.items()
+                },
                 kept={name: {"existing": old, "submitted": new} for name, (old, new) in plan.kept.items()}
                 or None,
             )
@@ -209,3 +214,8 @@ class CaptureService:
     def _back_off(self, attempt: int) -> None:
         # Full jitter: concurrent writers of one email spread out instead of colliding again.
         self.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311
+
+
+def _plain(value: Any) -> Any:
+    # An activity's data is stored as is: a model (the marketing consent) goes in as its JSON form.
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
