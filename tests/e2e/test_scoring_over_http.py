@@ -161,31 +161,35 @@ def test_reps_may_not_change_the_rules(client: Client, local_stack: Any) -> None
     assert anonymous.status == 401  # the gateway's JWT authorizer
 
 
-def test_a_lead_no_rule_matches_is_graded_f_within_seconds(client: Client, local_stack: Any) -> None:
-    # Given a lead with no custom fields and nothing any default rule reads (a .com address, no title)
+def plain_lead(client: Client, auth: dict[str, str], **fields: Any) -> str:
+    """A lead no default rule gives points to: a .com address, no title, company or activity."""
+    body = {"first_name": "Plain", "last_name": "Lead", "email": f"e2e-{uuid.uuid4().hex[:10]}@example.com"}
+    created = client.request("POST", "/leads", json_body=body | fields, headers=auth)
+    assert created.status == 201, created.body
+    lead_id: str = created.json()["id"]
+    return lead_id
+
+
+@pytest.mark.parametrize(
+    "custom_fields",
+    [{}, {"preferences": {}, "steps": [{}]}],  # DynamoDB Local's stream writes each of these maps as {}
+    ids=["no custom fields", "empty objects inside"],
+)
+def test_a_lead_no_rule_matches_is_graded_f_within_seconds(
+    client: Client, local_stack: Any, custom_fields: dict[str, Any]
+) -> None:
     token = local_stack.token("admin")
     auth = {"Authorization": f"Bearer {token}"}
     started = time.monotonic()
-    created = client.request(
-        "POST",
-        "/leads",
-        json_body={
-            "first_name": "Plain",
-            "last_name": "Lead",
-            "email": f"e2e-{uuid.uuid4().hex[:10]}@example.com",
-        },
-        headers=auth,
-    )
-    assert created.status == 201, created.body
-    lead_id = created.json()["id"]
 
-    # Then the stream scores it: 0 points, grade F, with a ledger that says when
+    lead_id = plain_lead(client, auth, custom_fields=custom_fields)
+
+    # The stream scores it: 0 points, grade F, an empty ledger, and when it was scored
     ledger = score_becomes(client, token, lead_id, 0)
-
     assert time.monotonic() - started < 10
     assert (ledger["grade"], ledger["entries"]) == ("F", [])
     lead = client.request("GET", f"/leads/{lead_id}", headers=auth).json()
-    assert (lead["score"], lead["grade"], lead["custom_fields"]) == (0, "F", {})
+    assert (lead["score"], lead["grade"], lead["custom_fields"]) == (0, "F", custom_fields)
 
 
 def set_active(client: Client, auth: dict[str, str], rule_id: str, active: bool) -> dict[str, Any]:
