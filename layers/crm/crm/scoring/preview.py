@@ -53,6 +53,8 @@ class UpdateRule(BaseModel):
     group: GroupName | None = None
     cap: StrictInteger | None = None
     window_days: StrictInteger | None = None
+    count_operator: Operator | None = None
+    count_value: StrictInteger | None = None
     active: StrictBool | None = None
 
 
