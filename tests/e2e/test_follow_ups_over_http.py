@@ -27,7 +27,7 @@ MANAGER = "5f0b7c1e-0a11-4d2b-9a01-000000000002"  # devstack/seed.json
 def assigned_lead(http: Client, stack: LocalStack) -> tuple[dict[str, Any], dict[str, Any]]:
     """Capture a lead that scores to sales; wait for its rep and its two follow-ups. (lead, rep)"""
     captured = http.request(
-        "POST", "/capture/form", json_body=qualifying_lead(f"grace-{uuid.uuid4().hex[:8]}@navy.gov")
+        "POST", "/capture/form", json_body=qualifying_lead(f"grace-{uuid.uuid4().hex[:8]}@navy-research.com")
     )
     assert captured.status == 201
     lead_id = captured.json()["id"]

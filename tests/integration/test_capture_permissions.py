@@ -5,6 +5,7 @@ Idempotency-Key replay) is recorded and checked against the role's statements in
 stacks do not enforce IAM, so without this a permission missing from the template would show only in AWS.
 """
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,9 +32,13 @@ _TRANSACTION_ITEM_ACTIONS = {
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
     made: list[tuple[str, str, dict[str, Any]]] = []
     original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+    # The handler runs in this thread; a local stack another test of this worker started runs pumps in
+    # others, whose calls are not capture's.
+    this_thread = threading.get_ident()
 
     def recording(client: Any, operation: str, params: dict[str, Any]) -> Any:
-        made.append((client.meta.service_model.service_name, operation, params))
+        if threading.get_ident() == this_thread:
+            made.append((client.meta.service_model.service_name, operation, params))
         return original(client, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
