@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crm.conditions import Operator, RuleValue
 from crm.leads.model import GRADE_THRESHOLDS, LOWEST_GRADE, Activity, Lead
 from crm.platform.errors import FieldProblem, InvalidInput
-from crm.platform.fields import StrictInteger
 from crm.scoring.rescoring import RuleBook, RuleSet, StoredRule
-from crm.scoring.rules import MAX_RULE_POINTS, GroupName, ScoringCategory, ScoringRuleInput
+from crm.scoring.rules import ScoringRuleEdits, ScoringRuleInput
 
 MAX_CHANGES = 50
 MOVERS = 20
@@ -37,25 +35,11 @@ class CreateRule(ScoringRuleInput):
     op: Literal["create"]
 
 
-class UpdateRule(BaseModel):
-    """Some fields of an existing rule; the merged rule is validated as a whole, as PATCH does."""
-
-    model_config = ConfigDict(extra="forbid")
+class UpdateRule(ScoringRuleEdits):
+    """Some fields of an existing rule, as PATCH takes them; the merged rule is validated as a whole."""
 
     op: Literal["update"]
     id: str = Field(min_length=1, max_length=64)
-    name: str | None = None
-    category: ScoringCategory | None = None
-    field: str | None = None
-    operator: Operator | None = None
-    value: RuleValue = None
-    points: StrictInteger | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
-    group: GroupName | None = None
-    cap: StrictInteger | None = None
-    window_days: StrictInteger | None = None
-    count_operator: Operator | None = None
-    count_value: StrictInteger | None = None
-    active: StrictBool | None = None
 
 
 class DeleteRule(BaseModel):

@@ -176,3 +176,24 @@ class ScoreBreakdown(BaseModel):
     # Non-zero only when the ledger's total falls outside 0..1000 and the score is held at the limit.
     limit_adjustment: int = 0
     scored_at: UtcDatetime
+
+
+class ScoringRuleEdits(BaseModel):
+    """Some fields of an existing rule (null clears group, count_operator, count_value, cap, window_days or
+    value): what PATCH /scoring-rules/{id} and a preview's `update` change both take. The merged rule is then
+    validated as a whole, so e.g. a new operator must fit the value it keeps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    category: ScoringCategory | None = None
+    field: str | None = None
+    operator: Operator | None = None
+    value: RuleValue = None
+    points: StrictInteger | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
+    group: GroupName | None = None
+    count_operator: Operator | None = None
+    count_value: StrictInteger | None = None
+    cap: StrictInteger | None = None
+    window_days: StrictInteger | None = None
+    active: StrictBool | None = None

@@ -10,20 +10,18 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    StrictBool,
     StringConstraints,
 )
 
-from crm.conditions import Operator, RuleValue
+from crm.conditions import Operator
 from crm.leads.model import Lead, UtcDatetime
 from crm.platform.fields import AwareTimestamp, CustomFields, OptionalText255, StrictInteger
 from crm.scoring.preview import MAX_CHANGES, MOVERS, Outcome, Preview, RuleChange
 from crm.scoring.rescoring import OWN_ACTIVITY_TYPES, JobState, RescoreJob, RuleSet, StoredRule
 from crm.scoring.rules import (
-    MAX_RULE_POINTS,
-    GroupName,
     ScoreBreakdown,
     ScoringCategory,
+    ScoringRuleEdits,
     ScoringRuleInput,
 )
 
@@ -76,27 +74,9 @@ class ScoringRuleReplaceRequest(ScoringRuleInput):
     version: StrictInteger | None = Field(default=None, ge=1)
 
 
-class ScoringRulePatchRequest(BaseModel):
-    """PATCH: only the fields to change (null clears group, count_operator, count_value, cap, window_days
-    or value).
+class ScoringRulePatchRequest(ScoringRuleEdits):
+    """PATCH: only the fields to change; the version read goes here or in `If-Match`."""
 
-    The result is validated as a whole rule, so e.g. a new operator must fit the value it keeps.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    category: ScoringCategory | None = None
-    field: str | None = None
-    operator: Operator | None = None
-    value: RuleValue = None
-    points: StrictInteger | None = Field(default=None, ge=-MAX_RULE_POINTS, le=MAX_RULE_POINTS)
-    group: GroupName | None = None
-    count_operator: Operator | None = None
-    count_value: StrictInteger | None = None
-    cap: StrictInteger | None = None
-    window_days: StrictInteger | None = None
-    active: StrictBool | None = None
     version: StrictInteger | None = Field(default=None, ge=1)
 
 
