@@ -44,18 +44,29 @@ def reset_cached_clients() -> None:
     parameters.clear_caches()
 
 
-@pytest.fixture
-def function_env(template: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Set a function's environment exactly as the template gives it."""
+class FunctionEnvironment:
+    """Sets a function's environment exactly as the template gives it, plus any pinned overrides (a test
+    with its own table pins TABLE_NAME so every function it calls uses that table)."""
 
-    def apply(logical_id: str, **overrides: str) -> dict[str, str]:
-        environment = {**template.function(logical_id).environment, **overrides}
+    def __init__(self, template: Template, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._template = template
+        self._monkeypatch = monkeypatch
+        self._pinned: dict[str, str] = {}
+
+    def pin(self, **overrides: str) -> None:
+        self._pinned.update(overrides)
+
+    def __call__(self, logical_id: str, **overrides: str) -> dict[str, str]:
+        environment = {**self._template.function(logical_id).environment, **self._pinned, **overrides}
         for name, value in environment.items():
-            monkeypatch.setenv(name, value)
+            self._monkeypatch.setenv(name, value)
         reset_cached_clients()
         return environment
 
-    yield apply
+
+@pytest.fixture
+def function_env(template: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionEnvironment]:
+    yield FunctionEnvironment(template, monkeypatch)
     reset_cached_clients()
 
 

@@ -14,7 +14,7 @@ from crm.leads.model import LeadStatus
 from crm.platform.errors import VersionConflict
 from crm.scoring.service import RescoreOutcome
 
-from devstack.provision import create_queues
+from devstack.provision import create_queues, table_definition
 from devstack.template import Template
 from tests.integration.scoring_helpers import (
     activities_of,
@@ -206,9 +206,20 @@ def open_leads(dynamodb: Any, table: str, shards: int) -> int:
     return total
 
 
+@pytest.fixture
+def own_table(stack: dict[str, Any], template: Template, function_env: Any) -> dict[str, Any]:
+    """A table of the test's own: a count over every open lead must not see other tests' leads."""
+    definition = table_definition(template.tables[0]) | {"TableName": f"fanout-{uuid.uuid4().hex[:12]}"}
+    stack["dynamodb"].create_table(**definition)
+    stack["dynamodb"].get_waiter("table_exists").wait(TableName=definition["TableName"])
+    function_env.pin(TABLE_NAME=definition["TableName"])
+    return {**stack, "table": definition["TableName"]}
+
+
 def test_a_rule_change_fans_out_over_every_open_lead_counting_each_once(
-    invoke: Any, stack: dict, template: Template, function_env: Any
+    invoke: Any, own_table: dict, template: Template, function_env: Any
 ) -> None:
+    stack = own_table
     campaign = f"spring-{uuid.uuid4().hex[:12]}"
     leads = [new_lead(invoke, custom_fields={"campaign": campaign}) for _ in range(24)]
     scored = invoke(
