@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
+from crm.assignment.choice import Trigger
 from crm.assignment.repository import AssignmentRepository, claim_key
+from crm.assignment.routing import RoutingService
 from crm.leads.repository import LeadRepository
 from crm.platform.auth import Principal
 from crm.platform.dynamo import marshal
@@ -296,3 +298,48 @@ def moto_model_data(endpoint: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
         data: dict[str, Any] = json.loads(response.read())
     return data
+
+
+class FailingThenWorkingPublisher:
+    """The queue is unreachable for the first send, then works (as a throttled SQS call and its retry)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.failures = 1
+
+    def send(self, queue_url: str, body: dict[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("queue unreachable")
+        self.sent.append(body)
+
+
+def test_a_routing_request_whose_message_failed_is_withdrawn_without_a_delete_and_requested_again(
+    assignment_local: dict[str, Any],
+) -> None:
+    """The capture role has no DeleteItem: withdrawing a request must be an update, and the retry must be
+    able to request again over the withdrawn marker."""
+    lead = make_lead(assignment_local["leads"], score=90, grade="A")
+    publisher = FailingThenWorkingPublisher()
+    calls: list[str] = []
+    client = assignment_local["client"]
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    routing = RoutingService(
+        assignment_local["leads"],
+        assignment_local["assignments"],
+        publisher,  # type: ignore[arg-type]
+        assignment_queue_url="queue",
+        sales_threshold=lambda: 70,
+        now=lambda: NOW,
+    )
+
+    with pytest.raises(ConnectionError):
+        routing.request(lead.id, Trigger.LIVE_CHAT)
+    assert "DeleteItem" not in calls
+    assert assignment_local["assignments"].get_marker(lead.id) is None
+
+    assert routing.request(lead.id, Trigger.LIVE_CHAT) is True
+    assert [job["lead_id"] for job in publisher.sent] == [lead.id]
+    marker = assignment_local["assignments"].get_marker(lead.id)
+    assert marker is not None and marker.state.value == "requested"
+    assert routing.request(lead.id, Trigger.LIVE_CHAT) is False  # requested once

@@ -57,6 +57,7 @@ class RoutingState(StrEnum):
     REQUESTED = "requested"
     WAITING = "waiting"
     ASSIGNED = "assigned"
+    WITHDRAWN = "withdrawn"  # a request whose message could not be sent: as if there were no marker
 
 
 class RoutingMarker(BaseModel):
@@ -225,7 +226,9 @@ class AssignmentRepository(TableRepository):
     # ------------------------------------------------------------------ routing marker
     def get_marker(self, lead_id: str) -> RoutingMarker | None:
         item = self._get_item(routing_key(lead_id))
-        return RoutingMarker.model_validate(item) if item else None
+        if not item or item.get("state") == RoutingState.WITHDRAWN.value:
+            return None
+        return RoutingMarker.model_validate(item)
 
     def request_routing(self, lead_id: str, trigger: str, now: datetime) -> bool:
         """Mark the lead as sent for assignment, once: False if it already was (or is assigned/waiting)."""
@@ -244,9 +247,12 @@ class AssignmentRepository(TableRepository):
                         "updated_at": moment,
                     }
                 ),
-                ConditionExpression="attribute_not_exists(PK) OR #state = :nurture",
+                ConditionExpression="attribute_not_exists(PK) OR #state IN (:nurture, :withdrawn)",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":nurture": {"S": RoutingState.NURTURE.value}},
+                ExpressionAttributeValues={
+                    ":nurture": {"S": RoutingState.NURTURE.value},
+                    ":withdrawn": {"S": RoutingState.WITHDRAWN.value},
+                },
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -255,15 +261,18 @@ class AssignmentRepository(TableRepository):
         return True
 
     def withdraw_request(self, lead_id: str, requested_at: datetime) -> None:
-        """Undo `request_routing` when the message could not be sent, so a retry requests it again."""
+        """Undo `request_routing` when the message could not be sent, so a retry requests it again. An
+        update, not a delete: the capture role may not delete items (its policy has no DeleteItem)."""
         try:
-            self.client.delete_item(
+            self.client.update_item(
                 TableName=self.table_name,
                 Key=marshal(routing_key(lead_id)),
+                UpdateExpression="SET #state = :withdrawn",
                 ConditionExpression="#state = :requested AND requested_at = :at",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":requested": {"S": RoutingState.REQUESTED.value},
+                    ":withdrawn": {"S": RoutingState.WITHDRAWN.value},
                     ":at": {"S": clock.isoformat(requested_at)},
                 },
             )
