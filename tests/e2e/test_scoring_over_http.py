@@ -193,6 +193,16 @@ def test_a_lead_no_rule_matches_is_graded_f_within_seconds(
     assert (lead["score"], lead["grade"], lead["custom_fields"]) == (0, "F", custom_fields)
 
 
+@pytest.mark.parametrize("title", ["C-level", "c-LEVEL executive", "Chief Revenue Officer"])
+def test_a_c_level_title_scores_20(client: Client, local_stack: Any, title: str) -> None:
+    """The specification's title rule checks the literal text `C-level` as well as the executive titles."""
+    token = local_stack.token("admin")
+    lead_id = plain_lead(client, {"Authorization": f"Bearer {token}"}, title=title)
+
+    ledger = score_becomes(client, token, lead_id, 20)
+    assert [entry["points"] for entry in ledger["entries"]] == [20]
+
+
 def set_active(client: Client, auth: dict[str, str], rule_id: str, active: bool) -> dict[str, Any]:
     current = client.request("GET", f"/scoring-rules/{rule_id}", headers=auth)
     assert current.status == 200, current.body
