@@ -100,6 +100,8 @@ EXPECTED: dict[str, Case] = {
         fresh=("fresh_task",),
     ),
     "GET /tasks": Case("/tasks", **every(200)),
+    "GET /tasks/{id}": Case("/tasks/{fresh_task}", **lead_holder(200), fresh=("fresh_task",)),
+    "GET /leads/{id}/tasks": Case("/leads/{lead}/tasks", **lead_holder(200)),
     # ---- conversion records
     "GET /contacts/{id}": Case("/contacts/{contact}", **lead_holder(200)),
     "GET /deals/{id}": Case("/deals/{deal}", **lead_holder(200)),

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crm.api.models.lifecycle import TaskQuery, UpdateTaskRequest
 from crm.leads.model import Lead
-from crm.leads.task_repository import TaskItem, TaskRepository, _start_key
+from crm.leads.task_repository import TaskItem, TaskRepository, _after
 from crm.leads.tasks import (
     Task,
     TaskChanges,
@@ -149,10 +149,20 @@ def test_an_open_task_is_in_the_owner_and_due_day_indexes() -> None:
     assert item["GSI3PK"] == "LEADTASKS#lead-1"
 
 
-def test_a_done_task_leaves_the_open_task_indexes() -> None:
+def test_a_done_task_moves_to_the_owners_done_partition_and_leaves_the_due_index() -> None:
     item = TaskItem.from_task(task(done=True, done_at=NOW), shards=4).model_dump(exclude_none=True)
-    assert not {"GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"} & item.keys()
+    assert not {"GSI2PK", "GSI2SK"} & item.keys()
+    assert (item["GSI1PK"], item["GSI1SK"]) == (
+        "TASKS#rep-1#done",
+        f"2026-11-26T09:30:00.000000Z#{item['id']}",
+    )
     assert item["GSI3PK"] == "LEADTASKS#lead-1"  # still listed under its lead
+
+
+def test_a_cancelled_task_is_listed_under_the_owners_cancelled_partition() -> None:
+    item = TaskItem.from_task(task(cancelled_at=NOW, cancel_reason="lead contacted"), shards=4).model_dump()
+    assert item["GSI1PK"] == "TASKS#rep-1#cancelled"
+    assert item["GSI2PK"] is None
 
 
 def test_completing_removes_the_index_keys_in_the_same_update() -> None:
@@ -160,11 +170,9 @@ def test_completing_removes_the_index_keys_in_the_same_update() -> None:
     update = repository.update_changed(task(done=True, done_at=NOW, version=2), expected_version=1)["Update"]
     removed = update["UpdateExpression"].split(" REMOVE ")[1].split(", ")
     names = update["ExpressionAttributeNames"]
-    # The open-task index keys go, and so do the attributes the task does not have (never cancelled or
-    # reminded): nothing else is removed.
+    # The due-index keys go, and so do the attributes the task does not have (never cancelled or
+    # reminded): nothing else is removed; the owner index key moves to the done partition.
     assert {names[placeholder] for placeholder in removed} == {
-        "GSI1PK",
-        "GSI1SK",
         "GSI2PK",
         "GSI2SK",
         "cancelled_at",
@@ -174,20 +182,14 @@ def test_completing_removes_the_index_keys_in_the_same_update() -> None:
     assert update["ConditionExpression"] == "#version = :expected"
 
 
-def test_a_cursor_only_points_inside_the_callers_partition() -> None:
-    last = {
-        "PK": {"S": "TASK#t-1"},
-        "SK": {"S": "TASK"},
-        "GSI1PK": {"S": "TASKS#rep-1"},
-        "GSI1SK": {"S": "2026-11-26T09:30:00.000000Z#t-1"},
-    }
-    cursor = encode_position(last["GSI1SK"]["S"])
-    assert _start_key("rep-1", cursor, None) == last
-    assert _start_key("rep-2", cursor, None)["GSI1PK"] == {"S": "TASKS#rep-2"}
-    assert _start_key("rep-1", cursor, "2026-11-27T00:00:00.000000Z") == last
+def test_a_cursor_is_a_task_sort_key_inside_the_range_read() -> None:
+    sort_key = "2026-11-26T09:30:00.000000Z#t-1"
+    cursor = encode_position(sort_key)
+    assert _after(cursor, None) == sort_key
+    assert _after(cursor, "2026-11-27T00:00:00.000000Z") == sort_key
     for garbage in ("not-a-cursor", "é" * 10, encode_position("no-due-time#t-1")):
         with pytest.raises(BadQuery, match="cursor"):
-            _start_key("rep-1", garbage, None)
-    # Past the query's due_before: DynamoDB would refuse the start key, so it is the client's 400.
+            _after(garbage, None)
+    # Past the query's due_before: it belongs to another query, so it is the client's 400.
     with pytest.raises(BadQuery, match="cursor"):
-        _start_key("rep-1", cursor, "2026-11-26T00:00:00.000000Z")
+        _after(cursor, "2026-11-26T00:00:00.000000Z")

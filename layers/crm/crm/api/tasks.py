@@ -26,28 +26,71 @@ def build_router() -> Router:
 
     @router.get(
         "/tasks",
-        summary="Open tasks of an owner, soonest due first",
+        summary="Tasks of an owner (open by default), soonest due first",
         description=(
             "Query parameters: `owner` (`me`, the default, or a user id: reps may only ask for their own), "
+            "`state` (`open`, the default, `done`, `cancelled` or `all`; anything else is 422 naming "
+            "`state`), "
             "`due_before` (ISO-8601 date or time; only tasks due strictly before it), `limit` (1-200, "
             "default 50) and `cursor` (the `next_cursor` of the previous page). One Query on an index "
-            "of open tasks."
+            "partition per state (`all` merges the three by due time)."
         ),
         tags=["Tasks"],
         security=JWT,
-        responses=documented_responses({200: ("The open tasks", TaskListResponse)}, 400, 401, 403, 422, 503),
+        responses=documented_responses({200: ("The tasks", TaskListResponse)}, 400, 401, 403, 422, 503),
         openapi_extensions=query_model(TaskQuery),
     )
     def list_tasks_route() -> Response[str]:
         event = router.current_event.raw_event
         principal = bootstrap.caller(event)
         query: TaskQuery = model_from(TaskQuery, dict(event.get("queryStringParameters") or {}))
-        page = bootstrap.task_service().open_tasks(
-            principal, query.owner, query.due_before, query.limit, query.cursor
+        page = bootstrap.task_service().owner_tasks(
+            principal,
+            query.owner,
+            query.state,
+            due_before=query.due_before,
+            limit=query.limit,
+            cursor=query.cursor,
         )
         body = TaskListResponse(
             items=[TaskResponse.from_task(t) for t in page.tasks], next_cursor=page.cursor
         )
+        return json_response(HTTPStatus.OK, body)
+
+    @router.get(
+        "/tasks/<task_id>",
+        summary="One task, open, done or cancelled",
+        description=(
+            "Reps see their own tasks and the tasks of their own leads; managers and admins every task. "
+            "Any other task is 404, as if it did not exist. The `ETag` is the version for `If-Match`."
+        ),
+        tags=["Tasks"],
+        security=JWT,
+        responses=documented_responses({200: ("The task", TaskResponse)}, 400, 401, 403, 404, 503),
+    )
+    def get_task_route(task_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        principal = bootstrap.caller(event)
+        checked_id(task_id, "task")
+        task = bootstrap.task_service().get(task_id, principal)
+        return json_response(HTTPStatus.OK, TaskResponse.from_task(task), headers=etag(task.version))
+
+    @router.get(
+        "/leads/<lead_id>/tasks",
+        summary="Every task of a lead (open, done and cancelled), soonest due first",
+        description="For anyone who may see the lead (404 otherwise). One page: `next_cursor` is null.",
+        tags=["Tasks"],
+        security=JWT,
+        responses=documented_responses(
+            {200: ("The lead's tasks", TaskListResponse)}, 400, 401, 403, 404, 503
+        ),
+    )
+    def lead_tasks_route(lead_id: str) -> Response[str]:
+        event = router.current_event.raw_event
+        principal = bootstrap.caller(event)
+        checked_id(lead_id, "lead")
+        tasks = bootstrap.task_service().lead_tasks(lead_id, principal)
+        body = TaskListResponse(items=[TaskResponse.from_task(t) for t in tasks], next_cursor=None)
         return json_response(HTTPStatus.OK, body)
 
     @router.post(

@@ -3,13 +3,15 @@
 Key design (docs/data-model.md):
 
     task            PK=TASK#<id>                      SK=TASK           (GetItem by id, no lead id needed)
-    GSI1 (sparse)   GSI1PK=TASKS#<owner>              GSI1SK=<due_at>#<id>    open tasks only
+    GSI1            GSI1PK=TASKS#<owner>              GSI1SK=<due_at>#<id>    open tasks
+                    GSI1PK=TASKS#<owner>#done / #cancelled                   closed tasks, by how
     GSI2 (sparse)   GSI2PK=TASKDUE#<yyyy-mm-dd>#<shard> GSI2SK=<due_at>#<id>  open tasks only
     GSI3            GSI3PK=LEADTASKS#<lead id>        GSI3SK=<due_at>#<id>    every task of a lead
 
-The index keys are present only while a task is open, so "a rep's open tasks due before X" is one Query
-on GSI1 and "every open task due up to now" (the reminder scheduler's question) is one Query per
-due-day bucket and shard on GSI2; done tasks drop out of both by themselves.
+A task's GSI1 partition is its owner and state (open, done, cancelled), so "a rep's open tasks due before
+X" is one Query on GSI1 (`GET /tasks?state=all` merges the three partitions by due time), and "every open
+task due up to now" (the reminder scheduler's question) is one Query per due-day bucket and shard on GSI2,
+whose keys are present only while a task is open and not yet reminded.
 """
 
 from collections.abc import Iterable
@@ -36,8 +38,18 @@ def task_key(task_id: str) -> dict[str, str]:
     return {"PK": f"TASK#{task_id}", "SK": "TASK"}
 
 
-def owner_partition(owner: str) -> str:
-    return f"TASKS#{owner}"
+TASK_STATES = ("open", "done", "cancelled")
+
+
+def task_state(task: Task) -> str:
+    if task.is_open:
+        return "open"
+    return "cancelled" if task.cancelled_at is not None else "done"
+
+
+def owner_partition(owner: str, state: str = "open") -> str:
+    """GSI1 partition of an owner's tasks in one state (owner ids hold no `#`, so these never collide)."""
+    return f"TASKS#{owner}" if state == "open" else f"TASKS#{owner}#{state}"
 
 
 def due_partition(due_at: datetime, shard: int) -> str:
@@ -63,9 +75,7 @@ class TaskItem(BaseModel):
     def from_task(cls, task: Task, shards: int) -> "TaskItem":
         attributes = task.model_dump(mode="json")
         due_sort = f"{attributes['due_at']}#{task.id}"
-        open_keys: dict[str, str] = {}
-        if task.is_open:
-            open_keys = {"GSI1PK": owner_partition(task.owner), "GSI1SK": due_sort}
+        open_keys = {"GSI1PK": owner_partition(task.owner, task_state(task)), "GSI1SK": due_sort}
         if task.awaits_reminder:
             open_keys |= {
                 "GSI2PK": due_partition(task.due_at, shard_of(task.id, shards)),
@@ -114,16 +124,15 @@ def _is_task_sort_key(position: str) -> bool:
         return False
 
 
-def _start_key(owner: str, cursor: str, before: str | None) -> dict[str, Any]:
-    """Rebuild the ExclusiveStartKey from a cursor; it can only point inside this owner's partition, and
-    inside the range the query reads (a key DynamoDB would refuse is the client's mistake: 400)."""
+def _after(cursor: str, before: str | None) -> str:
+    """The sort key a cursor resumes after; it must lie inside the range the query reads (a later
+    due_before's cursor is the client's mistake: 400)."""
     sort_key = decode_position(cursor, _is_task_sort_key)
     if before is not None and sort_key >= before:
         raise BadQuery.single(
             "cursor", "belongs to another query (a later due_before): start again without it"
         )
-    task_id = sort_key.rpartition("#")[2]
-    return marshal({**task_key(task_id), "GSI1PK": owner_partition(owner), "GSI1SK": sort_key})
+    return sort_key
 
 
 class TaskRepository(TableRepository):
@@ -234,6 +243,27 @@ class TaskRepository(TableRepository):
             raise translate(exc) from exc
         return stored
 
+    def index_by_state(self, task: Task) -> bool:
+        """Give a task its owner-index key for its state if it has none (a task closed before closed tasks
+        were indexed), only while it is still the version read. False if there was nothing to do."""
+        item = TaskItem.from_task(task, self.shards)
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal(task_key(task.id)),
+                UpdateExpression="SET GSI1PK = :pk, GSI1SK = :sk",
+                ConditionExpression="#version = :read AND attribute_not_exists(GSI1PK)",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues=marshal(
+                    {":pk": item.GSI1PK, ":sk": item.GSI1SK, ":read": task.version}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc) from exc
+        return True
+
     # ------------------------------------------------------------------ reads
     def get(self, task_id: str) -> Task | None:
         item = self._get_item(task_key(task_id))
@@ -243,28 +273,60 @@ class TaskRepository(TableRepository):
         self, owner: str, due_before: datetime | None, limit: int, cursor: str | None = None
     ) -> TaskPage:
         """An owner's open tasks, soonest due first, optionally only those due before a moment."""
-        values: dict[str, Any] = {":pk": owner_partition(owner)}
-        condition = "GSI1PK = :pk"
+        return self.owner_tasks(owner, ("open",), due_before, limit, cursor)
+
+    def owner_tasks(
+        self,
+        owner: str,
+        states: Iterable[str],
+        due_before: datetime | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """An owner's tasks in the given states, soonest due first: one Query per state's partition,
+        merged by the sort key (`<due_at>#<id>`, unique), resuming after the cursor's key."""
         before = clock.isoformat(due_before) if due_before is not None else None
-        if before is not None:
+        after = _after(cursor, before) if cursor else None
+        found: list[dict[str, Any]] = []
+        for state in states:
+            found += self._owner_partition(owner_partition(owner, state), after, before, limit)
+        found.sort(key=lambda item: str(item["GSI1SK"]))
+        page = found[:limit]
+        tasks = [TaskItem.model_validate(item).to_task() for item in page]
+        more = len(found) > limit
+        return TaskPage(tasks=tasks, cursor=encode_position(str(page[-1]["GSI1SK"])) if more else None)
+
+    def _owner_partition(
+        self, partition: str, after: str | None, before: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to limit + 1 items of one GSI1 partition strictly between `after` and `before`."""
+        values: dict[str, Any] = {":pk": partition}
+        condition = "GSI1PK = :pk"
+        if after is not None and before is not None:
+            condition += " AND GSI1SK BETWEEN :after AND :before"  # inclusive: `after` itself is dropped
+            values |= {":after": after, ":before": before}
+        elif after is not None:
+            condition += " AND GSI1SK > :after"
+            values[":after"] = after
+        elif before is not None:
             condition += " AND GSI1SK < :before"
             values[":before"] = before
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": OWNER_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": marshal(values),
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _start_key(owner, cursor, before)
         try:
-            response = self.client.query(**kwargs)
+            response = self.client.query(
+                TableName=self.table_name,
+                IndexName=OWNER_INDEX,
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=marshal(values),
+                Limit=limit + 2,
+            )
         except ClientError as exc:
             raise translate(exc) from exc
-        tasks = [TaskItem.model_validate(unmarshal(raw)).to_task() for raw in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        return TaskPage(tasks=tasks, cursor=encode_position(unmarshal(last)["GSI1SK"]) if last else None)
+        items = [unmarshal(raw) for raw in response.get("Items", [])]
+        return [
+            item
+            for item in items
+            if (after is None or item["GSI1SK"] > after) and (before is None or item["GSI1SK"] < before)
+        ]
 
     def lead_tasks(self, lead_id: str) -> list[Task]:
         """Every task of a lead, open or not, soonest due first."""

@@ -186,6 +186,22 @@ def may_work_task(principal: Principal, task: Task, lead: Lead | None) -> bool:
     return lead is not None and can_change(principal, lead)
 
 
+def may_see_task(principal: Principal, task: Task, lead: Lead | None) -> bool:
+    """Managers and admins any task; reps their own tasks and the tasks of their own leads."""
+    if is_manager(principal):
+        return True
+    if Role.REP in principal.roles and task.owner == principal.subject:
+        return True
+    return lead is not None and Role.REP in principal.roles and lead.assigned_to == principal.subject
+
+
+def visible_task(principal: Principal, task: Task | None, lead: Lead | None, task_id: str) -> Task:
+    """The task if the caller may see it; otherwise NotFound, exactly as if it did not exist."""
+    if task is None or not may_see_task(principal, task, lead):
+        raise NotFound(f"No task with id {task_id}")
+    return task
+
+
 def workable_task(principal: Principal, task: Task | None, lead: Lead | None, task_id: str) -> Task:
     """The task if the caller may change it: 404 when they may not even see it, 403 when read-only."""
     if task is None:

@@ -29,21 +29,23 @@ from types import MappingProxyType
 from typing import Any
 
 from crm.leads.model import Activity, Lead, LeadStatus, new_activity
-from crm.leads.permissions import changeable_lead
+from crm.leads.permissions import changeable_lead, visible_lead
 from crm.leads.repository import LeadRepository
-from crm.leads.task_repository import TaskPage, TaskRepository
+from crm.leads.task_repository import TASK_STATES, TaskPage, TaskRepository
 from crm.leads.tasks import (
     Task,
     TaskChanges,
     TaskKind,
     TaskPriority,
     listable_owner,
+    may_see_task,
     may_work_task,
     new_task,
     plan_task_update,
     task_created_activity,
     task_owner_for,
     task_updated_activity,
+    visible_task,
     workable_task,
 )
 from crm.lifecycle.repository import EmailMove, LeadChangeRepository
@@ -436,7 +438,34 @@ class TaskService:
     def open_tasks(
         self, principal: Principal, owner: str, due_before: datetime | None, limit: int, cursor: str | None
     ) -> TaskPage:
-        return self.tasks.open_tasks(listable_owner(principal, owner), due_before, limit, cursor)
+        return self.owner_tasks(principal, owner, "open", due_before=due_before, limit=limit, cursor=cursor)
+
+    def owner_tasks(
+        self,
+        principal: Principal,
+        owner: str,
+        state: str,
+        *,
+        due_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> TaskPage:
+        """An owner's tasks in a state (`open`, `done`, `cancelled` or `all`), soonest due first."""
+        states = TASK_STATES if state == "all" else (state,)
+        return self.tasks.owner_tasks(listable_owner(principal, owner), states, due_before, limit, cursor)
+
+    def get(self, task_id: str, principal: Principal) -> Task:
+        """A task the caller may see (404 otherwise, as if it did not exist)."""
+        task = self.tasks.get(task_id)
+        lead = None
+        if task is not None and not may_see_task(principal, task, None):
+            lead = self.leads.get(task.lead_id)
+        return visible_task(principal, task, lead, task_id)
+
+    def lead_tasks(self, lead_id: str, principal: Principal) -> list[Task]:
+        """Every task of a lead the caller may see, open or closed, soonest due first."""
+        visible_lead(principal, self.leads.get(lead_id), lead_id)
+        return self.tasks.lead_tasks(lead_id)
 
     def update(
         self, task_id: str, requested: TaskChanges, expected_version: int, principal: Principal

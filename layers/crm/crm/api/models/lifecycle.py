@@ -3,7 +3,7 @@ client sends for optimistic locking (`If-Match` or `version`)."""
 
 import re
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
@@ -190,9 +190,13 @@ class UpdateTaskRequest(BaseModel):
 
 
 class TaskQuery(BaseModel):
-    """`GET /tasks?owner=me&due_before=...&limit=...&cursor=...`"""
+    """`GET /tasks?owner=me&state=open&due_before=...&limit=...&cursor=...`"""
 
     model_config = ConfigDict(extra="forbid")
+
+    state: Literal["open", "done", "cancelled", "all"] = Field(
+        default="open", description="`open` (the default), `done`, `cancelled` or `all`"
+    )
 
     owner: Annotated[
         str,
