@@ -117,12 +117,52 @@ def _public_arn(arn: str) -> str:
     return arn.replace(":ddblocal:", f":{LOCAL_REGION}:")
 
 
+_RESTART = object()
+
+
+class _Interrupted(Exception):
+    """The stack is stopping mid-batch: nothing is checkpointed, the batch is read again after a restart."""
+
+
+class PumpStats:
+    """What `/_local/status` shows of one mapping: invocations, batch sizes, failures, lag."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.invocations = 0
+        self.records = 0
+        self.largest_batch = 0
+        self.failed_invocations = 0
+        self.sent_to_on_failure = 0
+        self.iterator_age_s: float | None = None  # Lambda's IteratorAge: age of the last batch's last record
+
+    def record(self, size: int, ok: bool) -> None:
+        with self._lock:
+            self.invocations += 1
+            self.records += size
+            self.largest_batch = max(self.largest_batch, size)
+            self.failed_invocations += 0 if ok else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "invocations": self.invocations,
+                "records_delivered": self.records,
+                "average_batch": round(self.records / self.invocations, 2) if self.invocations else 0,
+                "largest_batch": self.largest_batch,
+                "failed_invocations": self.failed_invocations,
+                "sent_to_on_failure": self.sent_to_on_failure,
+                "iterator_age_s": self.iterator_age_s,
+            }
+
+
 class _Pump:
     def __init__(self, mapping: EventSourceMapping, invoke: Invoke, log: Log, stop: threading.Event) -> None:
         self.mapping = mapping
         self.invoke_function = invoke
         self.log = log
         self.stop = stop
+        self.stats = PumpStats()
         self.thread = threading.Thread(target=self._run, name=f"pump {mapping.logical_id}", daemon=True)
 
     def start(self) -> None:
@@ -132,6 +172,8 @@ class _Pump:
         while not self.stop.is_set():
             try:
                 self.poll_once()
+            except _Interrupted:
+                return
             except Exception as exc:  # a bad poll (e.g. during shutdown) must not end the mapping
                 if not self.stop.is_set():
                     self.log(f"[{self.mapping.logical_id}] poll failed: {exc!r}")
@@ -141,7 +183,18 @@ class _Pump:
         raise NotImplementedError
 
     def _invoke(self, records: list[dict[str, Any]]) -> Invocation:
-        return self.invoke_function(self.mapping.function_logical_id, {"Records": records})
+        """One invocation; whatever the plumbing raises (a worker killed mid-batch, a broken pipe) is a
+        function error, so the batch is retried as Lambda retries it, never dropped."""
+        try:
+            invocation = self.invoke_function(self.mapping.function_logical_id, {"Records": records})
+        except Exception as exc:
+            if self.stop.is_set():
+                raise _Interrupted from exc
+            invocation = Invocation(
+                str(uuid.uuid4()), error={"errorType": "Runtime.ExitError", "errorMessage": repr(exc)}
+            )
+        self.stats.record(len(records), invocation.ok)
+        return invocation
 
 
 class StreamPump(_Pump):
@@ -214,6 +267,36 @@ class StreamPump(_Pump):
             self._poll_shard(stream_arn, key, state, shard, first_run)
         self.stop.wait(self.poll_interval)
 
+    def lag(self, limit: int = 50_000) -> dict[str, Any]:
+        """Records behind: the stream's records after this mapping's saved position (read on request, up to
+        `limit`), and how many of them its filter selects for the function."""
+        stream_arn = self._stream_arn()
+        if stream_arn is None:
+            return {"records_behind": 0, "selected_behind": 0}
+        state = self.checkpoints.get(self.mapping.logical_id, stream_arn) or {"shards": {}}
+        behind = selected = 0
+        for shard in self._shards(stream_arn):
+            saved = state["shards"].get(shard["ShardId"], {})
+            if saved.get("done"):
+                continue
+            kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard["ShardId"]}
+            if saved.get("sequence"):
+                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=saved["sequence"])
+            else:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            iterator = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+            while iterator and behind < limit:
+                response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                records = response.get("Records", [])
+                if not records:
+                    break
+                iterator = response.get("NextShardIterator")
+                behind += len(records)
+                selected += sum(
+                    1 for r in records if matches_any(self.mapping.filters, aws_stream_record(r, stream_arn))
+                )
+        return {"records_behind": behind, "selected_behind": selected}
+
     @staticmethod
     def _closed_done(state: dict[str, Any], shard_id: str | None) -> bool:
         return bool(shard_id and state["shards"].get(shard_id, {}).get("done"))
@@ -245,12 +328,60 @@ class StreamPump(_Pump):
         self, stream_arn: str, key: str, state: dict[str, Any], shard: dict[str, Any], first_run: bool
     ) -> None:
         shard_id = shard["ShardId"]
+        try:
+            iterator = self._read_shard(stream_arn, state, shard, first_run)
+        except Exception:
+            # Whatever the read raised (DynamoDB Local restarting, an iterator it no longer knows), start
+            # again from the saved position: what was pending is read again, nothing is skipped.
+            self._forget_shard(shard_id)
+            raise
+        if iterator is _RESTART:
+            self._forget_shard(shard_id)
+            return
+        pending = self._pending.setdefault(shard_id, [])
+        waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
+        if pending and (
+            len(pending) >= self.mapping.batch_size
+            or waited >= self.mapping.batching_window_s
+            or iterator is None
+        ):
+            batch = pending[: self.mapping.batch_size]
+            # Delivered (or sent to the on-failure destination) before it leaves `pending` and before the
+            # position moves: an exception anywhere in between leaves the batch to be delivered again.
+            self._process(stream_arn, shard_id, batch)
+            del pending[: len(batch)]
+            self._pending_since.pop(shard_id, None)
+            if pending:
+                self._pending_since[shard_id] = time.monotonic()
+            created = batch[-1]["dynamodb"].get("ApproximateCreationDateTime")
+            if created is not None:
+                self.stats.iterator_age_s = max(0.0, round(time.time() - created, 1))
+            state["shards"].setdefault(shard_id, {})["sequence"] = batch[-1]["dynamodb"]["SequenceNumber"]
+            self.checkpoints.set(self.mapping.logical_id, key, state)
+        if iterator is None and not self._pending.get(shard_id):
+            # A closed shard, read to its end: its children may start.
+            self._finished.add(shard_id)
+            state["shards"].setdefault(shard_id, {})["done"] = True
+            self.checkpoints.set(self.mapping.logical_id, key, state)
+
+    def _forget_shard(self, shard_id: str) -> None:
+        self._iterators.pop(shard_id, None)
+        self._pending[shard_id] = []
+        self._pending_since.pop(shard_id, None)
+
+    def _read_shard(
+        self, stream_arn: str, state: dict[str, Any], shard: dict[str, Any], first_run: bool
+    ) -> Any:
+        """Read the shard until a full batch is pending (as Lambda reads: up to BatchSize records when that
+        many are waiting) or it has nothing more; returns the next iterator (None: a closed shard read to its
+        end; _RESTART: the position is lost and must be taken again from the checkpoint)."""
+        shard_id = shard["ShardId"]
         iterator = self._iterator(stream_arn, state, shard, first_run)
         pending = self._pending.setdefault(shard_id, [])
         while iterator and len(pending) < self.mapping.batch_size and not self.stop.is_set():
             try:
                 response = self.streams.get_records(
-                    ShardIterator=iterator, Limit=min(1000, self.mapping.batch_size)
+                    ShardIterator=iterator, Limit=min(1000, self.mapping.batch_size - len(pending))
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in (
@@ -258,11 +389,7 @@ class StreamPump(_Pump):
                     "TrimmedDataAccessException",
                 ):
                     raise
-                # Start again from the saved position; what was pending will be read again.
-                self._iterators.pop(shard_id, None)
-                self._pending[shard_id] = []
-                self._pending_since.pop(shard_id, None)
-                return
+                return _RESTART
             iterator = response.get("NextShardIterator")
             records = response.get("Records", [])
             skip_before = state["shards"].get(shard_id, {}).get("from_latest")
@@ -277,27 +404,7 @@ class StreamPump(_Pump):
             pending.extend(aws_stream_record(r, stream_arn) for r in records)
             self._pending_since.setdefault(shard_id, time.monotonic())
         self._iterators[shard_id] = iterator
-        waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
-        if pending and (
-            len(pending) >= self.mapping.batch_size
-            or waited >= self.mapping.batching_window_s
-            or iterator is None
-        ):
-            batch, self._pending[shard_id] = (
-                pending[: self.mapping.batch_size],
-                pending[self.mapping.batch_size :],
-            )
-            self._pending_since.pop(shard_id, None)
-            if self._pending[shard_id]:
-                self._pending_since[shard_id] = time.monotonic()
-            self._process(stream_arn, shard_id, batch)
-            state["shards"].setdefault(shard_id, {})["sequence"] = batch[-1]["dynamodb"]["SequenceNumber"]
-            self.checkpoints.set(self.mapping.logical_id, key, state)
-        if iterator is None and not self._pending.get(shard_id):
-            # A closed shard, read to its end: its children may start.
-            self._finished.add(shard_id)
-            state["shards"].setdefault(shard_id, {})["done"] = True
-            self.checkpoints.set(self.mapping.logical_id, key, state)
+        return iterator
 
     def _process(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]]) -> None:
         selected = [r for r in records if matches_any(self.mapping.filters, r)]
@@ -305,8 +412,16 @@ class StreamPump(_Pump):
             self._deliver(stream_arn, shard_id, selected, attempts=0)
 
     def _deliver(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+        """Lambda's retry rules for one batch: retry from the first failed record (partial batch responses)
+        with a growing backoff; with BisectBatchOnFunctionError a failing batch is split in two and each half
+        retried on its own (splitting does not count towards the retry quota, as on Lambda), so one poison
+        record ends up alone; MaximumRetryAttempts and MaximumRecordAgeInSeconds end the retries, and the
+        OnFailure destination gets the description of what is left. Returns only once the batch is done;
+        raises _Interrupted if the stack stops first (nothing is checkpointed then)."""
         backoff = 0.5
-        while records and not self.stop.is_set():
+        while records:
+            if self.stop.is_set():
+                raise _Interrupted
             invocation = self._invoke(records)
             sequences = [r["dynamodb"]["SequenceNumber"] for r in records]
             failed = (
@@ -319,14 +434,14 @@ class StreamPump(_Pump):
             # Everything before the first failed record is done; retry from there (Lambda's checkpoint rule).
             first = min(sequences.index(s) for s in failed)
             records = records[first:]
-            attempts += 1
-            if self._exhausted(records, attempts):
-                self._send_on_failure(stream_arn, shard_id, records, invocation, attempts)
-                return
-            if self.mapping.bisect_on_error and not invocation.ok and len(records) > 1:
+            if self.mapping.bisect_on_error and len(records) > 1:
                 middle = len(records) // 2
                 self._deliver(stream_arn, shard_id, records[:middle], attempts)
                 self._deliver(stream_arn, shard_id, records[middle:], attempts)
+                return
+            attempts += 1
+            if self._exhausted(records, attempts):
+                self._send_on_failure(stream_arn, shard_id, records, invocation, attempts)
                 return
             self.stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
@@ -384,7 +499,17 @@ class StreamPump(_Pump):
             },
         }
         queue = self.template.queue(destination)
-        self.sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(message))
+        backoff = 0.5
+        while True:  # the description must reach the queue before the shard moves on
+            try:
+                self.sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(message))
+                break
+            except Exception as exc:  # throttled, moto restarting: try again
+                self.log(f"[{self.mapping.logical_id}] on-failure queue not reached ({exc!r}); retrying")
+                if self.stop.wait(backoff):
+                    raise _Interrupted from exc
+                backoff = min(backoff * 2, 5.0)
+        self.stats.sent_to_on_failure += 1
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -406,11 +531,15 @@ class QueuePump(_Pump):
         log: Log,
         stop: threading.Event,
         wait_seconds: int = 1,
+        failed_batch_visibility_s: int | None = None,
     ) -> None:
         super().__init__(mapping, invoke, log, stop)
         self.queue = template.queue(mapping.source_arn)
         self.sqs = sqs
         self.wait_seconds = wait_seconds
+        # None: a batch whose invocation failed as a whole (crash, timeout, error) comes back after the
+        # queue's visibility timeout, as on AWS. Tests that kill workers shorten that wait with a number.
+        self.failed_batch_visibility_s = failed_batch_visibility_s
 
     def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         response = self.sqs.receive_message(
@@ -450,12 +579,33 @@ class QueuePump(_Pump):
         for record in selected:
             if record["messageId"] not in failed:
                 self._delete(record)
+            elif not invocation.ok and self.failed_batch_visibility_s is not None:
+                self._change_visibility(record, self.failed_batch_visibility_s)
         if failed:
             self.log(
                 f"[{self.mapping.logical_id}] {len(failed)} of {len(selected)} message(s) failed; "
                 "they return "
                 f"after the visibility timeout ({self.queue.visibility_timeout}s)"
             )
+
+    def _change_visibility(self, record: dict[str, Any], seconds: int) -> None:
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue.url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=seconds
+            )
+        except ClientError as exc:
+            self.log(f"[{self.mapping.logical_id}] visibility change failed: {exc}")
+
+    def lag(self) -> dict[str, Any]:
+        """Messages waiting and in flight (the queue's approximate counts)."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return {
+            "messages_waiting": int(attributes.get("ApproximateNumberOfMessages", 0)),
+            "messages_in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        }
 
     def _delete(self, record: dict[str, Any]) -> None:
         try:

@@ -27,6 +27,7 @@ from .auth import LOCAL_ISSUER, Authorization, authorize, issue_token, jwks, loa
 from .clock import Clock, parse_duration
 from .dynamodb_local import DynamoDBLocal
 from .event_rules import RulePump, Tap, create_event_rules
+from .faults import FaultProxy, FaultSwitch, parse_request
 from .gateway import ApiGateway, GatewayServer
 from .lockfile import StackLock
 from .moto_server import MotoServer
@@ -68,8 +69,14 @@ class LocalStack:
         prewarm: bool = True,
         log: Callable[[str], None] = print_line,
         seed: Seed | None = None,
+        failed_batch_visibility_s: int | None = None,
     ) -> None:
         self.requested_port = port
+        # None: as on AWS (a queue batch whose invocation failed returns after the visibility timeout); tests
+        # that kill workers shorten that wait.
+        self.failed_batch_visibility_s = failed_batch_visibility_s
+        self.faults = FaultSwitch()
+        self.fault_proxy: FaultProxy | None = None
         self.data = _data(data_dir)
         self.template_path = template_path
         self.parameter_overrides = dict(parameter_overrides or {})
@@ -126,6 +133,8 @@ class LocalStack:
         self.dynamodb_local.wait_ready()
         self.template = template
         self.clients = self._clients()
+        # The functions reach SQS and SES through the fault switch's proxy (POST /_local/faults).
+        self.fault_proxy = FaultProxy(self.moto.endpoint_url, self.faults).start()
         provision(self.clients, template, self.seed)
         # Demo users and default assignment rules, by the application's seeding entry point
         # (crm.tools.seeding).
@@ -182,15 +191,16 @@ class LocalStack:
 
     def _worker_overrides(self) -> dict[str, str]:
         """Only endpoints and credentials differ from AWS; the code paths stay the same."""
-        assert self.dynamodb_local is not None and self.moto is not None
+        assert self.dynamodb_local is not None and self.moto is not None and self.fault_proxy is not None
         ddb, moto = self.dynamodb_local.endpoint_url, self.moto.endpoint_url
+        faulty = self.fault_proxy.url
         self.data.aws_config.touch()
         return {
             "AWS_ENDPOINT_URL_DYNAMODB": ddb,
             "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": ddb,
-            "AWS_ENDPOINT_URL_SQS": moto,
-            "AWS_ENDPOINT_URL_SES": moto,
-            "AWS_ENDPOINT_URL_SESV2": moto,
+            "AWS_ENDPOINT_URL_SQS": faulty,
+            "AWS_ENDPOINT_URL_SES": faulty,
+            "AWS_ENDPOINT_URL_SESV2": faulty,
             "AWS_ENDPOINT_URL_EVENTBRIDGE": moto,
             "AWS_ENDPOINT_URL_SCHEDULER": moto,
             "AWS_ENDPOINT_URL_SSM": moto,
@@ -234,6 +244,7 @@ class LocalStack:
                         invoke=self.invoke,
                         log=self.log,
                         stop=self._stop,
+                        failed_batch_visibility_s=self.failed_batch_visibility_s,
                     )
                 )
         self.schedules = ScheduleRunner(
@@ -264,6 +275,8 @@ class LocalStack:
                 runner.thread.join(timeout=5)
         for pool in self.pools.values():
             pool.close()
+        if self.fault_proxy is not None:
+            self.fault_proxy.stop()
         if self.moto is not None:
             self.moto.stop()
         if self.dynamodb_local is not None:
@@ -319,6 +332,28 @@ class LocalStack:
             moved[source.name] = _move_messages(self.clients.sqs, dlq.url, source.url)
         return moved
 
+    def status(self) -> dict[str, Any]:
+        """Each event source mapping's lag (records behind per stream consumer, messages waiting per queue
+        consumer), batch sizes and failures; each function's workers; the fault switch."""
+        consumers: dict[str, Any] = {}
+        for pump in self.pumps:
+            entry: dict[str, Any] = {
+                "kind": pump.mapping.kind,
+                "function": pump.mapping.function_logical_id,
+                "batch_size": pump.mapping.batch_size,
+                **pump.stats.as_dict(),
+            }
+            try:
+                entry.update(pump.lag())
+            except Exception as exc:  # DynamoDB Local or moto down: say so, the rest still answers
+                entry["lag_error"] = repr(exc)
+            consumers[pump.mapping.logical_id] = entry
+        functions = {
+            name: {"workers": len(pool.pids()), "invocations": pool.invocations, "failures": pool.failures}
+            for name, pool in self.pools.items()
+        }
+        return {"consumers": consumers, "functions": functions, "faults": self.faults.as_dict()}
+
     # ------------------------------------------------------------------ gateway backend
     def invoke(self, function_logical_id: str, event: Any, timeout_s: float | None = None) -> Invocation:
         return self.pools[function_logical_id].invoke(event, timeout_s)
@@ -365,6 +400,13 @@ class LocalStack:
             if path == "/_local/redrive" and method == "POST":
                 body = json.loads(request.body or b"{}")
                 return json_response(200, self.redrive(body.get("queue")))
+            if path == "/_local/status" and method == "GET":
+                return json_response(200, self.status())
+            if path == "/_local/faults":
+                if method == "POST":
+                    services, seconds = parse_request(request.body or b"")
+                    self.faults.throttle(services, seconds)
+                return json_response(200, self.faults.as_dict())
             if path == "/_local/token" and method == "GET":
                 query = request.query_map()
                 return json_response(

@@ -81,6 +81,7 @@ class Worker:
         forward_lines(self.process.stdout, prefix, log)
         forward_lines(self.process.stderr, prefix, log)
         self._buffer = b""
+        self._stop_lock = threading.Lock()
         self.init_error: dict[str, Any] | None = None
         self.init_ms: float | None = None
         self.code_stamp: float = 0.0
@@ -93,23 +94,34 @@ class Worker:
         self.init_ms = message.get("init_ms")
 
     def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        os.write(self._request_write, (json.dumps(request) + "\n").encode())
+        try:
+            os.write(self._request_write, (json.dumps(request) + "\n").encode())
+        except OSError as exc:  # EPIPE: the worker is gone; EBADF: it was stopped meanwhile
+            raise WorkerDied(f"request not delivered ({exc!r})") from exc
         return self._read(time.monotonic() + timeout)
 
     def _read(self, deadline: float) -> dict[str, Any]:
+        """The next message of the worker. Whatever goes wrong on the pipe (the process killed, its pipe
+        closed, a torn line) is WorkerDied: the invocation failed, never the caller's thread."""
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self._response_read], [], [], remaining)
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(self._response_read, 1 << 20)
+            try:
+                ready, _, _ = select.select([self._response_read], [], [], remaining)
+                if not ready:
+                    raise TimeoutError
+                chunk = os.read(self._response_read, 1 << 20)
+            except (OSError, ValueError) as exc:
+                raise WorkerDied(f"response pipe failed ({exc!r})") from exc
             if not chunk:
                 raise WorkerDied(f"exit code {self.process.wait()}")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        message: dict[str, Any] = json.loads(line)
+        try:
+            message: dict[str, Any] = json.loads(line)
+        except ValueError as exc:
+            raise WorkerDied(f"unreadable response ({exc})") from exc
         return message
 
     @property
@@ -117,10 +129,16 @@ class Worker:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        for fd in (self._request_write, self._response_read):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        stop_process(self.process, grace=2.0)
+        """Idempotent and thread-safe: each pipe end is closed once. (Closing an fd number twice could close
+        whatever another thread opened under that number since: another worker's pipe or a socket.)"""
+        with self._stop_lock:
+            fds, self._request_write, self._response_read = (self._request_write, self._response_read), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            stop_process(self.process, grace=2.0)
 
 
 class FunctionPool:
@@ -139,6 +157,9 @@ class FunctionPool:
         self.max_workers = max_workers
         self._idle: list[Worker] = []
         self._count = 0
+        self._started: list[Worker] = []  # every worker started, for pids(); pruned as they exit
+        self.invocations = 0
+        self.failures = 0  # invocations that crashed, timed out or raised
         self._lock = threading.Condition()
         self._closed = False
         self._code_stamp = _code_stamp(function)
@@ -198,8 +219,16 @@ class FunctionPool:
             worker = None
         self._checkin(worker)
 
+    def pids(self) -> list[int]:
+        """Process ids of the function's live workers, busy or idle (fault-injection tests kill them)."""
+        with self._lock:
+            self._started = [w for w in self._started if w.alive]
+            return [w.process.pid for w in self._started]
+
     def _start_worker(self) -> Worker:
         worker = Worker(self.function, self.env, self.log)
+        with self._lock:
+            self._started.append(worker)
         worker.code_stamp = self._code_stamp
         try:
             worker.wait_ready(self.function.timeout_s)
@@ -209,6 +238,13 @@ class FunctionPool:
         return worker
 
     def invoke(self, event: Any, timeout_s: float | None = None) -> Invocation:
+        invocation = self._invoke(event, timeout_s)
+        with self._lock:
+            self.invocations += 1
+            self.failures += 0 if invocation.ok else 1
+        return invocation
+
+    def _invoke(self, event: Any, timeout_s: float | None) -> Invocation:
         timeout = min(timeout_s or self.function.timeout_s, self.function.timeout_s)
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
@@ -240,7 +276,9 @@ class FunctionPool:
             if worker is not None:
                 worker.stop()
             return Invocation(request_id, timed_out=True, duration_ms=_ms_since(started))
-        except WorkerDied as exc:
+        except Exception as exc:  # whatever the plumbing raised, the invocation failed
+            # A worker that vanished (kill -9, out of memory), a broken pipe, a worker that could not start:
+            # a function error, as Lambda reports Runtime.ExitError, so the event source retries the batch.
             error = {
                 "errorType": "Runtime.ExitError",
                 "errorMessage": f"RequestId: {request_id} Error: {exc}",

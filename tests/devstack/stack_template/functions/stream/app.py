@@ -1,8 +1,10 @@
-"""Records every stream record it gets; items with fail=true are reported as failures."""
+"""Records every stream record it gets; items with fail=true are reported as failures; an item's sleep_ms
+makes its record take that long (a slow or hanging record)."""
 
 import functools
 import json
 import os
+import time
 
 import boto3
 
@@ -19,6 +21,8 @@ def handler(event, context):
         if image.get("fail", {}).get("BOOL"):
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
             continue
+        if "sleep_ms" in image:
+            time.sleep(int(image["sleep_ms"]["N"]) / 1000)
         # A counter, so that a replayed record would show.
         table().update_item(
             Key={"PK": "seen#" + image["PK"]["S"]},
