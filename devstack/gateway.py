@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from . import cors
+from . import cors, oauth
 from .apigw_events import (
     HttpRequest,
     HttpResponse,
@@ -41,6 +41,8 @@ class Backend(Protocol):
 
     def handle_local(self, request: HttpRequest) -> HttpResponse: ...
 
+    def handle_oauth(self, request: HttpRequest) -> HttpResponse: ...
+
 
 def _message(status: int, message: str) -> HttpResponse:
     return json_response(status, {"message": message})
@@ -55,6 +57,9 @@ class ApiGateway:
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.raw_path.startswith("/_local/") or request.raw_path == "/_local":
             return self.backend.handle_local(request)
+        if oauth.handles(request.raw_path):
+            # Cognito managed login's pages (its own domain in AWS), served by the local issuer.
+            return self.backend.handle_oauth(request)
         api = self.template.http_apis[0] if self.template.http_apis else None
         if api is None:
             return _message(404, "Not Found")

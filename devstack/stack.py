@@ -26,11 +26,13 @@ from .apigw_events import HttpRequest, HttpResponse, json_response
 from .auth import LOCAL_ISSUER, Authorization, authorize, issue_token, jwks, load_or_create_key
 from .clock import Clock, parse_duration
 from .dynamodb_local import DynamoDBLocal
+from .event_log import EventLog
 from .event_rules import RulePump, Tap, create_event_rules
 from .faults import FaultProxy, FaultSwitch, parse_request
 from .gateway import ApiGateway, GatewayServer
 from .lockfile import StackLock
 from .moto_server import MotoServer
+from .oauth import LocalAuthorizationServer
 from .paths import DataDir, data_dir
 from .provision import finish_app_seeding, provision, start_app_seeding
 from .pumps import CheckpointStore, QueuePump, StreamPump
@@ -93,9 +95,11 @@ class LocalStack:
         self.pumps: list[StreamPump | QueuePump] = []
         self.schedules: ScheduleRunner | None = None
         self.rules: RulePump | None = None
+        self.event_log: EventLog | None = None
         self._stop = threading.Event()
         self._lock = StackLock(self.data.lock_file)
         self._key: Any = None
+        self.oauth: LocalAuthorizationServer | None = None
         self.clients: Any = None
         self.startup_seconds: float | None = None
 
@@ -147,9 +151,17 @@ class LocalStack:
                 function, lambda_environment(function, overrides), self.log, self.workers_per_function
             )
         self._start_pumps(template, create_event_rules(self.clients.events, self.clients.sqs, template))
+        self.event_log = EventLog(self.clients.events, self.clients.sqs, template)
         seeded = finish_app_seeding(seeding)
         if seeded:
             self.log(f"[seed] {seeded}")
+        self.oauth = LocalAuthorizationServer(
+            key=self._key,
+            seed=self.seed,
+            client_id=local_client_id(template),
+            base_url=self.server.url,
+            now=self.clock.time,
+        )
         self.server.serve(ApiGateway(template, self, self.log))
         if self.prewarm:
             for pool in self.pools.values():
@@ -166,6 +178,8 @@ class LocalStack:
             # Links the functions build (emails, redirects) must point at this stack, whatever its port.
             optional_parameters={
                 "PublicBaseUrl": self.server.url,
+                "PublicConsoleUrl": self.server.url + "/app/",
+                "ConsoleAuthBaseUrl": self.server.url,  # the local issuer's /oauth2/... (devstack/oauth.py)
                 "CaptchaVerifyUrl": self.server.url + captcha.PATH,  # off unless CaptchaSecret is set
             },
         )
@@ -371,6 +385,11 @@ class LocalStack:
             required_scopes=scopes,
         )
 
+    def handle_oauth(self, request: HttpRequest) -> HttpResponse:
+        if self.oauth is None:
+            return json_response(503, {"message": "Service Unavailable"})
+        return self.oauth.handle(request)
+
     def handle_local(self, request: HttpRequest) -> HttpResponse:
         path = request.raw_path.rstrip("/")
         method = request.method.upper()
@@ -379,6 +398,10 @@ class LocalStack:
                 return json_response(200, jwks(self._key))
             if path == "/_local/outbox.json":
                 return json_response(200, self.outbox())
+            if path == "/_local/events":
+                # The last N events published to the custom buses (N from ?last=, default 100).
+                assert self.event_log is not None
+                return json_response(200, self.event_log.last(int(request.query_map().get("last", "100"))))
             if path == "/_local/outbox":
                 page = outbox.render_html(self.outbox()).encode()
                 return HttpResponse(200, [("content-type", "text/html; charset=utf-8")], page)

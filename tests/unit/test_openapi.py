@@ -6,7 +6,8 @@ from openapi_spec_validator import validate
 
 from devstack.template import Template
 
-DOC_ROUTES = {"GET /openapi.json", "GET /docs"}
+# The docs (with the domain events' schemas) and the web console.
+DOC_ROUTES = {"GET /openapi.json", "GET /docs", "GET /events/schemas/{name}", "GET /app", "GET /app/{proxy+}"}
 
 
 def normalised(path: str) -> str:
@@ -190,3 +191,15 @@ def test_answers_that_carry_one_of_two_bodies_or_redirect_say_so() -> None:
     assert {body["$ref"].rsplit("/", 1)[1] for body in known_email} == {"LeadResponse", "CaptureResponse"}
     redirect = paths["/capture/form"]["post"]["responses"]["303"]
     assert schema_ref(redirect) == "PublicCaptureResponse"
+
+
+def test_the_document_links_every_domain_event_schema_and_lists_them_as_webhooks() -> None:
+    from crm.integrations.events import EVENT_NAMES, event_schema
+
+    document = openapi_document()
+    for name in EVENT_NAMES:
+        assert f"(events/schemas/{name}.json)" in document["info"]["description"]
+        body = document["webhooks"][name]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        component = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+        assert component["properties"]["detail-type"] == {"const": name}
+        assert (event_schema(name) or {})["properties"] == component["properties"]

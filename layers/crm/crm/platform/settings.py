@@ -16,6 +16,11 @@ class Settings(BaseModel):
     table_name: str = Field(min_length=1)
     allowed_origins: tuple[str, ...] = ()
     public_base_url: str = "http://127.0.0.1:3000"
+    # The web console (crm.api.console): its address (links in staff emails), the app client it signs in
+    # with and where the sign-in pages live (Cognito's managed login domain, or the local stack itself).
+    public_console_url: str = "http://127.0.0.1:3000/app/"
+    console_client_id: str = ""
+    console_auth_base_url: str = ""
     partner_secrets_path: str = "/leadflow/dev/partners"
     # Write-sharding for low-cardinality index keys (status, source, unassigned queue).
     index_shards: int = Field(default=4, ge=1, le=64)
@@ -69,6 +74,13 @@ class Settings(BaseModel):
     # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the secret UNSUBSCRIBE_KEY_SECRET).
     unsubscribe_signing_key: str = ""
     unsubscribe_key_secret: str = ""
+    # A person's data on request (crm.privacy): the erasure queue, and the key of the email hash that names
+    # an erased person (PRIVACY_HASH_KEY, or in AWS the secret PRIVACY_KEY_SECRET; its first line).
+    privacy_queue_url: str = ""
+    privacy_hash_key: str = ""
+    privacy_key_secret: str = ""
+    # Domain events (crm.integrations.publisher): the custom bus LeadEventsFunction publishes to; empty: none.
+    event_bus_name: str = ""
 
     @field_validator("score_half_life_days", mode="before")
     @classmethod
