@@ -34,6 +34,7 @@ def _banner(stack: Any) -> str:
             f"  API        {url}",
             *docs,
             f"  Outbox     {url}/_local/outbox   (JSON: {url}/_local/outbox.json)",
+            f"  Events     {url}/_local/events   (the last domain events published, ?last=N)",
             f"  JWKS       {url}/_local/jwks.json",
             f"  Data       {stack.data.root}",
             f"  Functions  {functions}",

@@ -1,4 +1,5 @@
-"""Lead changes from the table's stream (lead items only): every handler of crm.leads.changes, per record."""
+"""Lead changes from the table's stream: every handler of crm.leads.changes, then the domain events
+(crm.integrations.publisher), per record."""
 
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -13,6 +14,9 @@ processor = batch_processor(EventType.DynamoDBStreams)
 
 def record_handler(record: DynamoDBRecord) -> None:
     bootstrap.lead_events_dispatcher().handle(record)
+    publisher = bootstrap.domain_event_publisher()
+    if publisher is not None:
+        publisher.handle(record)
 
 
 @logger.inject_lambda_context

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devstack.provision import create_tables
+from devstack.provision import create_event_buses, create_tables
 from devstack.template import Template
 from tests.support import PARTNER_SECRET, FakeLambdaContext, load_handler
 
@@ -18,6 +18,7 @@ def moto_stack(template: Template, function_env: Any) -> Iterator[dict[str, Any]
         environment = function_env("CaptureFunction")
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(dynamodb, template)
+        create_event_buses(boto3.client("events", region_name="us-east-1"), template)
         ssm = boto3.client("ssm", region_name="us-east-1")
         ssm.put_parameter(
             Name=f"{environment['PARTNER_SECRETS_PATH']}/acme/webhook-secret",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.assignment.service import AssignmentService
     from crm.conversion.service import ConversionService
     from crm.follow_ups.service import FollowUpService
+    from crm.integrations.publisher import DomainEventPublisher
     from crm.leads.changes import LeadChange, LeadEventsDispatcher
     from crm.leads.model import Lead
     from crm.leads.routing_settings import RoutingSettingsService
@@ -311,6 +312,21 @@ def lead_events_dispatcher() -> "LeadEventsDispatcher":
     from crm.leads.changes import LeadEventsDispatcher
 
     return LeadEventsDispatcher([_bound(reaction, service) for reaction, service in lead_change_reactions()])
+
+
+@built_once
+def domain_event_publisher() -> "DomainEventPublisher | None":
+    """Publishes the stream's business facts to the lead-events bus; None where no bus is configured."""
+    from crm.integrations.bus import EventBridgeBus
+    from crm.integrations.publisher import DomainEventPublisher
+    from crm.integrations.repository import PublishedEventRepository
+
+    settings = get_settings()
+    if not settings.event_bus_name:
+        return None
+    return DomainEventPublisher(
+        EventBridgeBus(settings.event_bus_name), PublishedEventRepository(settings.table_name)
+    )
 
 
 def lead_change_reactions() -> list[tuple[Callable[["LeadChange", Any], None], Callable[[], Any]]]:

@@ -36,6 +36,7 @@ from crm.api import (
 from crm.api import nurture as nurture_api
 from crm.api import unsubscribe as unsubscribe_api
 from crm.api.openapi import registered_model
+from crm.integrations.events import EVENT_NAMES, event_schema
 from crm.platform.http import FORM, JSON
 
 TITLE = "LeadFlow lead management API"
@@ -196,7 +197,41 @@ def openapi_document() -> dict[str, Any]:
     _add_request_bodies(document)
     _drop_powertools_validation_errors(document)
     _complete_responses(document)
+    _add_domain_events(document)
     return document
+
+
+def _add_domain_events(document: dict[str, Any]) -> None:
+    """The domain events (EventBridge bus and outbound webhooks share one body): linked from the description
+    to their JSON Schemas (served at `events/schemas/<name>.json`) and listed as the document's `webhooks`."""
+    links = ", ".join(f"[{name}](events/schemas/{name}.json)" for name in EVENT_NAMES)
+    document["info"]["description"] += (
+        "\n\nDomain events, published to the lead-events EventBridge bus and sent to webhook subscriptions "
+        f"(`source` leadflow, `detail-type` the name, a versioned `detail`); JSON Schemas: {links}."
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    webhooks: dict[str, Any] = {}
+    for name in EVENT_NAMES:
+        schema = dict(event_schema(name) or {})
+        for key in ("$schema", "$id"):
+            schema.pop(key, None)
+        component = "Event_" + name.replace(".", "_")
+        schemas[component] = schema
+        webhooks[name] = {
+            "post": {
+                "summary": name,
+                "description": f"{schema.get('description', '')} Schema: [events/schemas/{name}.json]"
+                f"(events/schemas/{name}.json). Signed with `X-Signature: t=<unix>,v1=<HMAC-SHA256 of "
+                '"{t}.{body}">` and identified by `X-Event-Id`.',
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{component}"}}},
+                },
+                "responses": {"200": {"description": "Received (any 2xx); 429 and 5xx are retried"}},
+            }
+        }
+    document["webhooks"] = webhooks
+
 
 
 def build_router() -> Router:
@@ -207,6 +242,18 @@ def build_router() -> Router:
     )
     def openapi_json() -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=json.dumps(openapi_document()))
+
+    @router.get(
+        "/events/schemas/<name>",
+        summary="A domain event's JSON Schema",
+        tags=["Docs"],
+        include_in_schema=False,
+    )
+    def event_schema_json(name: str) -> Response[str]:
+        schema = event_schema(name.removesuffix(".json"))
+        if schema is None:
+            return Response(status_code=404, content_type=JSON, body=json.dumps({"message": "No such event"}))
+        return Response(status_code=200, content_type=JSON, body=json.dumps(schema))
 
     @router.get("/docs", summary="Swagger UI", tags=["Docs"], include_in_schema=False)
     def swagger_ui() -> Response[str]:

@@ -66,7 +66,9 @@ class LeadEventsDispatcher:
 
     def handle(self, record: DynamoDBRecord) -> None:
         change = LeadChange.from_record(record)
-        if change is None:
+        # A removed lead item reaches LeadEventsFunction only for its domain event (lead.erased,
+        # crm.integrations); the reactions never handled removals and still do not.
+        if change is None or change.event_name == "REMOVE":
             return
         for handler in self.handlers:
             handler(change)
