@@ -41,10 +41,12 @@ ADMIN_CLAIMS = {"sub": "admin-1", "cognito:groups": "[admin]"}
 def nurture_aws(
     assignment_aws: AssignmentAws, template: Template, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[AssignmentAws]:
-    """moto with the table, queues, verified senders and the template's SES templates; the unsubscribe key
-    given directly (reading it from its secret is tested in test_signing_keys.py)."""
+    """moto with the table, queues, verified senders and the template's SES templates; the unsubscribe and
+    privacy keys given directly (reading it from its secret is tested in test_signing_keys.py)."""
     create_email_templates(boto3.client("ses", region_name="us-east-1"), template)
     monkeypatch.setenv("UNSUBSCRIBE_SIGNING_KEY", UNSUBSCRIBE_KEY)
+    # The suppression check of erased people (crm.leads.suppression) hashes emails with this key.
+    monkeypatch.setenv("PRIVACY_HASH_KEY", "local-privacy-hash-key")
     yield assignment_aws
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.leads.changes import LeadChange, LeadEventsDispatcher
     from crm.leads.model import Lead
     from crm.leads.routing_settings import RoutingSettingsService
+    from crm.leads.suppression import SuppressionList
     from crm.lifecycle.service import LifecycleService, TaskService
     from crm.notifications.delivery import NotificationService
     from crm.notifications.ses_events import EmailEventRecorder
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.platform.cursor import CursorCodec
     from crm.platform.queues import SqsPublisher
     from crm.platform.scheduler import DueSource, FollowUpScheduler
+    from crm.privacy.service import PrivacyService
     from crm.queries.list_repository import LeadListRepository
     from crm.queries.search import SearchIndex
     from crm.queries.service import LeadQueryService
@@ -521,6 +523,7 @@ def nurture_mailer() -> "NurtureMailer":
         sales_threshold=routing_settings_service().sales_threshold,
         requires_consent=settings.nurture_requires_consent,
         lease=timedelta(seconds=120),
+        suppressed=suppression_list().blocks,
     )
 
 
@@ -529,6 +532,37 @@ def do_not_email_service() -> "DoNotEmailService":
     from crm.nurture.do_not_email import DoNotEmailService
 
     return DoNotEmailService(lead_repository())
+
+
+# ---------------------------------------------------------------- a person's data on request
+
+
+def _privacy_hash_key() -> bytes:
+    from crm.platform.signing_keys import signing_keys
+
+    settings = get_settings()
+    return signing_keys(settings.privacy_hash_key, settings.privacy_key_secret, "privacy hash key")[0]
+
+
+@built_once
+def suppression_list() -> "SuppressionList":
+    from crm.leads.suppression import SuppressionList, SuppressionRepository
+
+    return SuppressionList(SuppressionRepository(get_settings().table_name), _privacy_hash_key)
+
+
+@built_once
+def privacy_service() -> "PrivacyService":
+    from crm.privacy.repository import PrivacyRepository
+    from crm.privacy.service import PrivacyService
+
+    settings = get_settings()
+    return PrivacyService(
+        PrivacyRepository(settings.table_name, settings.index_shards),
+        suppression_list(),
+        publisher(),
+        settings.privacy_queue_url,
+    )
 
 
 def caller(event: dict[str, Any]) -> "Principal":

@@ -34,6 +34,7 @@ from crm.api import (
     users,
 )
 from crm.api import nurture as nurture_api
+from crm.api import privacy as privacy_api
 from crm.api import unsubscribe as unsubscribe_api
 from crm.api.openapi import registered_model
 from crm.integrations.events import EVENT_NAMES, event_schema
@@ -70,6 +71,7 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     analytics.build_router,
     nurture_api.build_router,
     unsubscribe_api.build_router,
+    privacy_api.build_router,
 ]
 
 
@@ -231,7 +233,6 @@ def _add_domain_events(document: dict[str, Any]) -> None:
             }
         }
     document["webhooks"] = webhooks
-
 
 
 def build_router() -> Router:

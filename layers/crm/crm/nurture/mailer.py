@@ -49,6 +49,7 @@ class NurtureMailer:
         sales_threshold: Callable[[], int],
         lease: timedelta,
         requires_consent: bool = False,
+        suppressed: Callable[[Lead], bool] | None = None,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.leads = leads
@@ -60,6 +61,8 @@ class NurtureMailer:
         self.public_base_url = public_base_url
         self._sales_threshold = sales_threshold
         self.requires_consent = requires_consent
+        # An erased person (crm.leads.suppression) is never mailed again, unless they consented anew.
+        self.suppressed = suppressed
         self.lease = lease
         self.now = now
 
@@ -161,5 +164,8 @@ class NurtureMailer:
             # The stream stops it too; doing it here as well means nothing is fired for it again.
             stop_enrollment(self.nurture, enrollment, reason, self.now())
             logger.info("Nurture email not sent", extra={"lead_id": lead_id, "reason": reason.value})
+            return None
+        if self.suppressed is not None and self.suppressed(lead):
+            logger.info("Nurture email not sent", extra={"lead_id": lead_id, "reason": "suppressed"})
             return None
         return lead, enrollment

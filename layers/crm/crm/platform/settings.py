@@ -74,8 +74,6 @@ class Settings(BaseModel):
     # cursor key (UNSUBSCRIBE_SIGNING_KEY, or in AWS the secret UNSUBSCRIBE_KEY_SECRET).
     unsubscribe_signing_key: str = ""
     unsubscribe_key_secret: str = ""
-    # Domain events (crm.integrations.publisher): the custom bus LeadEventsFunction publishes to; empty: none.
-    event_bus_name: str = ""
     # A person's data on request (crm.privacy): the erasure queue, and the key of the email hash that names
     # an erased person (PRIVACY_HASH_KEY, or in AWS the secret PRIVACY_KEY_SECRET; its first line).
     privacy_queue_url: str = ""

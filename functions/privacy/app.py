@@ -1,0 +1,30 @@
+"""A person's data on request: the `/privacy/*` routes (JWT authorizer; admins) and the erasure worker (one
+SQS message is one lead of an erasure job to erase)."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from crm import bootstrap
+from crm.api import privacy
+from crm.platform.batches import process_jobs
+from crm.platform.http import build_resolver
+from crm.platform.observability import logger, metrics, tracer
+from crm.platform.queues import parse_job
+from crm.privacy.model import ErasurePage
+
+app = build_resolver()
+app.include_router(privacy.build_router())
+
+
+def handle_page(body: dict[str, Any]) -> None:
+    bootstrap.privacy_service().process_page(parse_job(ErasurePage, body))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:  # the erasure queue
+        return dict(process_jobs(event, context, handle_page))
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""A person's data on request: erasure that reaches every copy, export, suppression, audit."""
