@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from crm import bootstrap
 from crm.api.models.assignment import (
@@ -46,9 +46,10 @@ DEFAULT_PAGE = 50
 
 
 class UnassignedLeadsResponse(BaseModel):
-    leads: list[LeadResponse]
+    items: list[LeadResponse]
     # Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: str | None
+    leads: list[LeadResponse] = Field(description="Deprecated alias of `items` (one release)")
 
 
 def _json_body(event: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +74,8 @@ def _rule_id(rule_id: str) -> str:
 
 def list_rules(event: dict[str, Any]) -> Response[str]:
     rules = bootstrap.assignment_rule_service().list(_staff(event))
-    body = AssignmentRuleListResponse(rules=[AssignmentRuleResponse.from_rule(rule) for rule in rules])
+    listed = [AssignmentRuleResponse.from_rule(rule) for rule in rules]
+    body = AssignmentRuleListResponse(items=listed, rules=listed)
     return json_response(HTTPStatus.OK, body)
 
 
@@ -153,7 +155,9 @@ def unassigned_leads(event: dict[str, Any]) -> Response[str]:
     )
     visible = [LeadResponse.from_lead(lead) for lead in leads if can_view(principal, lead)]
     next_cursor = encode_position(last_position) if last_position is not None else None
-    return json_response(HTTPStatus.OK, UnassignedLeadsResponse(leads=visible, next_cursor=next_cursor))
+    return json_response(
+        HTTPStatus.OK, UnassignedLeadsResponse(items=visible, next_cursor=next_cursor, leads=visible)
+    )
 
 
 def build_router() -> Router:

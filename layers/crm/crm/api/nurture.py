@@ -73,9 +73,8 @@ def _answer(status: int, sequence: Any, location: bool = False) -> Response[str]
 def list_sequences(event: dict[str, Any]) -> Response[str]:
     bootstrap.caller(event)
     sequences = bootstrap.nurture_sequence_service().list()
-    body = NurtureSequenceListResponse(
-        sequences=[NurtureSequenceResponse.from_sequence(s) for s in sequences]
-    )
+    listed = [NurtureSequenceResponse.from_sequence(s) for s in sequences]
+    body = NurtureSequenceListResponse(items=listed, sequences=listed)
     return json_response(HTTPStatus.OK, body)
 
 

@@ -49,7 +49,8 @@ def list_users(event: dict[str, Any]) -> Response[str]:
     else:
         users = repository.list_all()
     loads = bootstrap.user_service().open_leads(users)
-    body = UserListResponse(users=[UserResponse.from_user(user, loads.get(user.sub, 0)) for user in users])
+    listed = [UserResponse.from_user(user, loads.get(user.sub, 0)) for user in users]
+    body = UserListResponse(items=listed, users=listed)
     return json_response(HTTPStatus.OK, body)
 
 

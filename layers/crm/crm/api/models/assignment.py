@@ -65,7 +65,9 @@ class AssignmentRuleResponse(BaseModel):
 
 
 class AssignmentRuleListResponse(BaseModel):
-    rules: list[AssignmentRuleResponse]
+    items: list[AssignmentRuleResponse]
+    next_cursor: str | None = Field(default=None, description="Always null: the whole list is one page")
+    rules: list[AssignmentRuleResponse] = Field(description="Deprecated alias of `items` (one release)")
 
 
 class AssignLeadRequest(BaseModel):

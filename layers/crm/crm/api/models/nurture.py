@@ -57,7 +57,9 @@ class NurtureSequenceResponse(BaseModel):
 
 class NurtureSequenceListResponse(BaseModel):
     # In the order they are tried: ascending priority, then creation.
-    sequences: list[NurtureSequenceResponse]
+    items: list[NurtureSequenceResponse]
+    next_cursor: str | None = Field(default=None, description="Always null: the whole list is one page")
+    sequences: list[NurtureSequenceResponse] = Field(description="Deprecated alias of `items` (one release)")
 
 
 class UnsubscribeForm(BaseModel):

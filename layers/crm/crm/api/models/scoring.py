@@ -126,13 +126,14 @@ class ScoringRuleResponse(BaseModel):
 
 class ScoringRuleListResponse(BaseModel):
     revision: int = Field(description="Goes up by one with every change of any rule")
-    rules: list[ScoringRuleResponse]
+    items: list[ScoringRuleResponse]
+    next_cursor: str | None = Field(default=None, description="Always null: the whole list is one page")
+    rules: list[ScoringRuleResponse] = Field(description="Deprecated alias of `items` (one release)")
 
     @classmethod
     def from_rule_set(cls, rule_set: RuleSet) -> "ScoringRuleListResponse":
-        return cls(
-            revision=rule_set.revision, rules=[ScoringRuleResponse.from_rule(r) for r in rule_set.rules]
-        )
+        rules = [ScoringRuleResponse.from_rule(r) for r in rule_set.rules]
+        return cls(revision=rule_set.revision, items=rules, rules=rules)
 
 
 class RescoreJobLink(BaseModel):

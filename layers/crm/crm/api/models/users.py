@@ -104,4 +104,6 @@ class UserResponse(BaseModel):
 
 
 class UserListResponse(BaseModel):
-    users: list[UserResponse]
+    items: list[UserResponse]
+    next_cursor: str | None = Field(default=None, description="Always null: the whole list is one page")
+    users: list[UserResponse] = Field(description="Deprecated alias of `items` (one release)")
