@@ -11,6 +11,7 @@ from urllib.parse import quote
 import boto3
 import pytest
 from crm.leads.model import Lead
+from crm.leads.suppression import SuppressionRepository, email_hash, suppression_key
 from crm.notifications.repository import DeliveryKey
 from crm.nurture.repository import NurtureRepository
 from crm.nurture.sequences import (
@@ -21,6 +22,7 @@ from crm.nurture.sequences import (
     enroll,
 )
 from crm.platform import clock
+from crm.platform.dynamo import marshal
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import RawMessage, ses_backends
 
@@ -471,6 +473,49 @@ def test_a_nurture_step_sends_the_rendered_template_with_one_click_unsubscribe_o
     assert recorded.data["step"] == 1 and recorded.data["template"] == "leadflow-dev-nurture-welcome"
     delivery = nurture_aws.deliveries.get_status(DeliveryKey(lead.id, "nurture_step", job_event(job), "lead"))
     assert delivery is not None and delivery["status"] == "sent"
+
+
+def test_an_erased_person_resent_by_a_partner_is_never_mailed_but_fresh_form_consent_is(
+    nurture_aws: AssignmentAws, invoke: Any
+) -> None:
+    """The suppression item of an erased person (crm.leads.suppression) stops the nurture sender; a lead made
+    after the erasure through a public form with consent is new consent, recorded in the suppression."""
+    erased_at = clock.now() - timedelta(hours=1)
+    after = {"created_at": clock.now(), "updated_at": clock.now()}
+    resent = nurture_lead(
+        nurture_aws,
+        **after,
+        marketing_consent={
+            "given": True,
+            "at": clock.now(),
+            "channel": "partner_webhook",
+            "recorded_by": "p",
+        },
+    )
+    fresh = nurture_lead(
+        nurture_aws,
+        **after,
+        marketing_consent={"given": True, "at": clock.now(), "channel": "website_form", "recorded_by": "f"},
+    )
+    for lead in (resent, fresh):
+        hashed = email_hash(lead.email, b"local-privacy-hash-key")
+        nurture_aws.dynamodb.put_item(
+            TableName=nurture_aws.table,
+            Item=marshal(
+                {**suppression_key(hashed), "email_hash": hashed, "suppressed_at": clock.isoformat(erased_at)}
+            ),
+        )
+    jobs = [step_job(lead.id, enrolled(nurture_aws, lead).id) for lead in (resent, fresh)]
+
+    assert invoke("NotificationFunction", sqs_event(jobs, NOTIFICATION_QUEUE)) == {"batchItemFailures": []}
+
+    assert [set(sent.destinations) for sent in raw_emails()] == [{fresh.email}]
+    assert activities(nurture_aws, resent.id, "nurture_email_sent") == []
+    stored = SuppressionRepository(nurture_aws.table, client=nurture_aws.dynamodb).get(
+        email_hash(fresh.email, b"local-privacy-hash-key")
+    )
+    assert stored is not None and stored.fresh_consent is not None
+    assert (stored.fresh_consent.lead_id, stored.fresh_consent.channel) == (fresh.id, "website_form")
 
 
 def job_event(sqs: dict[str, Any]) -> str:

@@ -278,6 +278,23 @@ def test_an_erasure_reaches_every_copy_and_leaves_the_other_person_of_the_compan
     suppression = privacy["service"].suppression.find(pii["email"])
     assert suppression is not None and suppression.active_job is None
     assert blocks(suppression, lead)
+    # The person comes back through the website form with consent: a fresh lead, which may be mailed.
+    again = bootstrap.capture_service().capture(
+        LeadSubmission(
+            channel=Channel.WEBSITE_FORM,
+            first_name="Augusta",
+            last_name=pii["last"],
+            email=pii["email"],
+            lead_source="website",
+            submitted_by="website_form",
+            marketing_consent=True,
+        )
+    )
+    assert again.created and again.lead_id != lead.id
+    assert not privacy["service"].suppression.blocks(again.lead)
+    recorded = privacy["service"].suppression.find(pii["email"])
+    assert recorded is not None and recorded.fresh_consent is not None
+    assert recorded.fresh_consent.lead_id == again.lead_id
 
 
 def test_an_email_nobody_has_completes_with_nothing_erased(privacy: dict[str, Any]) -> None:

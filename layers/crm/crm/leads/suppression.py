@@ -9,8 +9,9 @@ the privacy hash key (the Secrets Manager secret `PrivacyHashKey` the stack gene
 notification senders can refuse to mail someone erased, even when a partner sync sends them again.
 
 A new submission through a public form (website form or live chat) with marketing consent given after the
-erasure is new consent: that lead may be mailed (`blocks` says no), and the lead-events stream records it in
-the suppression item (`fresh_consent`). A partner or API submission never lifts the suppression.
+erasure is new consent: it creates a fresh lead (the erasure deleted the email claim), that lead may be
+mailed (`blocks` says no), and the first sender check that meets it records it in the suppression item
+(`fresh_consent`: lead id, channel, time). A partner or API submission never lifts the suppression.
 """
 
 import hashlib
@@ -117,7 +118,22 @@ class SuppressionList:
         return self.repository.get(self.hash_of(email))
 
     def blocks(self, lead: Lead) -> bool:
-        return blocks(self.find(lead.email), lead)
+        """The senders' check. A lead that renews the person's consent is recorded in the suppression
+        item the first time a sender meets it (once: a conditional write)."""
+        hashed = self.hash_of(lead.email)
+        suppression = self.repository.get(hashed)
+        if suppression is None:
+            return False
+        if not renews_consent(suppression, lead):
+            return True
+        consent = lead.marketing_consent
+        if consent is not None and (
+            suppression.fresh_consent is None or suppression.fresh_consent.lead_id != lead.id
+        ):
+            self.repository.record_fresh_consent(
+                hashed, FreshConsent(lead_id=lead.id, channel=consent.channel, at=consent.at)
+            )
+        return False
 
 
 def stored_suppression(hashed: str, job_id: str, now: datetime) -> dict[str, Any]:
