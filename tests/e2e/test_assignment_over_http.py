@@ -74,7 +74,7 @@ def test_a_qualifying_lead_is_assigned_and_its_rep_is_emailed_within_seconds(
     assert rep["role"] == "rep" and "sales" in rep["teams"]
     assert email["subject"] == "New lead assigned to you: Grace Hopper (Navy Research)"
     # moto keeps the HTML part of an SES v2 email (the text part is checked in tests/unit).
-    assert f"{local_stack.url}/leads/{lead_id}" in email["html"] and "70 (B)" in email["html"]
+    assert f"{local_stack.url}/app/#/leads/{lead_id}" in email["html"] and "70 (B)" in email["html"]
     assert elapsed < DEADLINE_SECONDS
     assigned = [a for a in lead["activities"] if a["type"] == "lead_assigned"]
     assert len(assigned) == 1 and assigned[0]["data"]["trigger"] == "score_threshold"

@@ -72,7 +72,7 @@ def test_an_assigned_lead_gets_its_one_day_reminder_once(http: Client, clock_sta
 
     assert len(emails(clock_stack, rep["email"], lead["id"], reminder)) == 1
     assert email["subject"] == f"{reminder} - Grace Hopper"
-    assert f"{clock_stack.url}/leads/{lead['id']}" in email["html"]
+    assert f"{clock_stack.url}/app/#/leads/{lead['id']}" in email["html"]  # the console's lead page
     open_tasks = {t["id"]: t for t in follow_ups(http, clock_stack, rep["sub"], lead["id"])}
     assert open_tasks[day["id"]]["reminded_at"] is not None  # still open: the rep has not called yet
     assert open_tasks[week["id"]]["reminded_at"] is None

@@ -150,7 +150,7 @@ def deliver(world: dict[str, Any], jobs: list[dict[str, Any]], at: datetime) -> 
             NotificationRepository(table, client=client),
             sender,
             TaskRepository(table, client=client),
-            public_base_url="http://127.0.0.1:3000",
+            console_url="http://127.0.0.1:3000/app/",
             lease=timedelta(seconds=60),
             now=lambda: at,
         )

@@ -36,12 +36,12 @@ def test_a_lead_named_script_stays_text_in_the_html_part() -> None:
 
 
 def test_the_text_part_carries_the_same_facts_and_the_link() -> None:
-    email = render_lead_assigned(hostile_lead(), "Riley", lead_link("http://127.0.0.1:3000/", "6f1c"))
+    email = render_lead_assigned(hostile_lead(), "Riley", lead_link("http://127.0.0.1:3000/app/", "6f1c"))
 
     assert "Score: 75 (B)" in email.text
     assert "Source: website_form" in email.text
     assert "Company: Evil & Co <b>" in email.text
-    assert "Open the lead: http://127.0.0.1:3000/leads/6f1c" in email.text
+    assert "Open the lead: http://127.0.0.1:3000/app/#/leads/6f1c" in email.text  # the console's lead page
     assert "Title: CTO Bcc: victim@example.com" in email.text  # line breaks flattened
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.conversion.service import ConversionService
     from crm.follow_ups.service import FollowUpService
     from crm.integrations.publisher import DomainEventPublisher
+    from crm.integrations.webhooks import Subscription, WebhookService
     from crm.leads.changes import LeadChange, LeadEventsDispatcher
     from crm.leads.model import Lead
     from crm.leads.routing_settings import RoutingSettingsService
@@ -269,7 +270,7 @@ def notification_service() -> "NotificationService":
         NotificationRepository(settings.table_name),
         SesEmailSender(settings.notification_sender, settings.ses_configuration_set),
         TaskRepository(settings.table_name, settings.index_shards),
-        public_base_url=settings.public_base_url,
+        console_url=settings.public_console_url,
         # A sender that died mid-send holds its claim this long; then a retry may send.
         lease=timedelta(seconds=120),
         nurture=nurture_mailer(),
@@ -328,6 +329,45 @@ def domain_event_publisher() -> "DomainEventPublisher | None":
         return None
     return DomainEventPublisher(
         EventBridgeBus(settings.event_bus_name), PublishedEventRepository(settings.table_name)
+    )
+
+
+@built_once
+def webhook_service() -> "WebhookService":
+    from crm.integrations.http import GuardedHttpSender
+    from crm.integrations.queue import SqsDeliveryQueue
+    from crm.integrations.repository import WebhookRepository
+    from crm.integrations.webhooks import WebhookService
+
+    settings = get_settings()
+    return WebhookService(
+        WebhookRepository(settings.table_name),
+        GuardedHttpSender(allow_loopback=settings.webhook_allow_loopback),
+        SqsDeliveryQueue(settings.webhook_queue_url, settings.webhook_dead_letter_queue_url),
+        allow_loopback=settings.webhook_allow_loopback,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        notify_owner=_email_paused_subscription_owner,
+    )
+
+
+def _email_paused_subscription_owner(subscription: "Subscription") -> None:
+    from crm.platform.email import OutgoingEmail, SesEmailSender
+
+    if not subscription.owner_email:
+        return
+    settings = get_settings()
+    text = (
+        f"Every delivery to your webhook subscription {subscription.id} ({subscription.url}) failed for 24 "
+        "hours, so it is paused. Fix the receiver, then resume it: PATCH /webhook-subscriptions/"
+        f'{subscription.id} with {{"state": "active"}}.'
+    )
+    SesEmailSender(settings.notification_sender, settings.ses_configuration_set).send(
+        OutgoingEmail(
+            to=subscription.owner_email,
+            subject="Webhook subscription paused",
+            html=f"<p>{text}</p>",
+            text=text,
+        )
     )
 
 

@@ -59,7 +59,7 @@ class NotificationService:
         sender: EmailSender,
         tasks: TaskRepository,
         *,
-        public_base_url: str,
+        console_url: str,
         lease: timedelta,
         now: Callable[[], datetime] = clock.now,
         nurture: JobDelivery | None = None,
@@ -70,7 +70,7 @@ class NotificationService:
         self.deliveries = deliveries
         self.sender = sender
         self.tasks = tasks
-        self.public_base_url = public_base_url
+        self.console_url = console_url  # links in the emails open the lead's page in the web console
         self.lease = lease
         self.now = now
 
@@ -184,7 +184,7 @@ class NotificationService:
     def _content(
         self, request: NotificationRequest, lead: Lead, recipient: User, task: Task | None
     ) -> EmailContent:
-        link = lead_link(self.public_base_url, lead.id)
+        link = lead_link(self.console_url, lead.id)
         if request.kind is NotificationKind.LEAD_ASSIGNED:
             return render_lead_assigned(lead, recipient.name, link)
         if task is not None:

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -82,8 +83,10 @@ def _render(heading: str, intro: str, lead: Lead, link: str, subject: str) -> Em
     return EmailContent(subject=_plain(subject)[:200], html=body_html, text=body_text)
 
 
-def lead_link(public_base_url: str, lead_id: str) -> str:
-    return f"{public_base_url.rstrip('/')}/leads/{lead_id}"
+def lead_link(console_url: str, lead_id: str) -> str:
+    """The web console's page of the lead (`PublicConsoleUrl`, e.g. https://…/app/): a rep who clicks it
+    signs in and lands on the lead."""
+    return f"{console_url.rstrip('/')}/#/leads/{quote(lead_id, safe='')}"
 
 
 def render_lead_assigned(lead: Lead, recipient_name: str, link: str) -> EmailContent:
