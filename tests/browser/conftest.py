@@ -19,7 +19,7 @@ ARTEFACTS = ROOT / "test-artefacts" / "browser"
 AXE_SCRIPT = ROOT / "devstack" / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
-DEADLINE_SECONDS = 30.0
+DEADLINE_SECONDS = 60.0
 
 
 def chromium_path() -> str:

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from devstack.stack import LocalStack
 from tests.e2e.conftest import Client
 
-from .conftest import PHONE, capture_assigned_lead, screenshot, sign_in
+from .conftest import PHONE, capture_assigned_lead, eventually, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -38,3 +38,101 @@ def test_a_rep_signs_in_and_finds_the_lead_assignment_gave_them(
     expect(page.get_by_role("link", name=f"Grace {lead['last_name']}")).to_be_visible()
     expect(page.get_by_text(re.compile(r"^1 lead on this page$"))).to_be_visible()
     screenshot(page, "my-leads-375px")
+
+
+def test_a_rep_works_a_lead_from_its_score_to_conversion_and_follows_the_links(
+    api: Client, console_stack: LocalStack, new_page: Callable[..., Page]
+) -> None:
+    # Given a lead assigned to a rep, signed in
+    lead = capture_assigned_lead(api, console_stack)
+    page = new_page()
+    page.goto(f"{console_stack.url}/app/#/leads/{lead['id']}")
+    sign_in(page, lead["username"])
+
+    # When they open the lead, they read why it scored what it did: the rules, with their points
+    expect(page.get_by_role("heading", name=f"Grace {lead['last_name']}")).to_be_visible()
+    ledger = page.get_by_role("region", name="Score ledger")
+    expect(page.get_by_text("Score 70, grade B, from 5 rules.")).to_be_visible()
+    expect(ledger.get_by_role("row").filter(has_text="Technology")).to_contain_text("+10")
+    screenshot(page, "lead")
+
+    # and they qualify it with the four BANT answers
+    for answer in ("Has budget", "Has authority", "Has need", "Has timeline"):
+        page.get_by_label(answer).check()
+    page.get_by_label("Notes").fill("Budget approved for Q3")
+    page.get_by_role("button", name="Save qualification").click()
+    expect(page.get_by_text("qualified", exact=True)).to_be_visible()
+
+    # and convert it: a bad amount is said next to its field, then a good one converts
+    page.get_by_label("Amount").fill("-5")
+    page.get_by_role("button", name="Convert to contact and deal").click()
+    amount_error = page.locator("#error-f-amount")
+    expect(amount_error).to_be_visible()
+    expect(page.get_by_label("Amount")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Amount").fill("25000")
+    page.get_by_role("button", name="Convert to contact and deal").click()
+    expect(page.get_by_role("heading", name="Converted")).to_be_visible()
+    expect(page.get_by_role("region", name="Score ledger")).to_be_visible()
+    screenshot(page, "lead-converted")
+
+    # Then the links lead to the contact and the deal conversion made
+    page.get_by_role("link", name="Open the contact").click()
+    expect(page.get_by_role("heading", name=f"Contact: Grace {lead['last_name']}")).to_be_visible()
+    expect(page.get_by_text(lead["email"])).to_be_visible()
+    screenshot(page, "contact")
+    page.go_back()
+    page.get_by_role("link", name="Open the deal").click()
+    expect(page.get_by_role("heading", name="Deal: Navy Research - Opportunity")).to_be_visible()
+    expect(page.get_by_text("25000")).to_be_visible()
+    screenshot(page, "deal")
+
+
+def test_a_rep_opening_another_reps_lead_by_its_address_is_told_they_have_no_access(
+    api: Client, console_stack: LocalStack, new_page: Callable[..., Page]
+) -> None:
+    # Given a lead assigned to one rep
+    lead = capture_assigned_lead(api, console_stack, first_name="Private")
+    other = next(
+        u.username for u in console_stack.seed.users if "rep" in u.groups and u.username != lead["username"]
+    )
+    page = new_page()
+
+    # When another rep opens its address
+    page.goto(f"{console_stack.url}/app/#/leads/{lead['id']}")
+    sign_in(page, other)
+
+    # Then they read that they have no access, and nothing of the lead
+    expect(page.get_by_role("heading", name="You don't have access to this lead")).to_be_visible()
+    expect(page.get_by_text(lead["email"])).to_have_count(0)
+    expect(page.get_by_text(lead["last_name"])).to_have_count(0)
+    screenshot(page, "no-access")
+
+
+def test_the_link_in_the_assignment_email_opens_the_leads_page_after_sign_in(
+    api: Client, console_stack: LocalStack, new_page: Callable[..., Page]
+) -> None:
+    # Given the assignment email the rep received (the local outbox)
+    lead = capture_assigned_lead(api, console_stack)
+    rep = console_stack.seed.user(username=lead["username"])
+    email = eventually(
+        lambda: next(
+            (
+                m
+                for m in console_stack.outbox()
+                if rep.email in m["to"] and lead["id"] in (m.get("html") or "")
+            ),
+            None,
+        )
+    )
+    link = re.search(r'href="([^"]+)">Open the lead<', email["html"])
+    assert link is not None
+    assert link.group(1) == f"{console_stack.url}/app/#/leads/{lead['id']}"
+
+    # When the rep follows it in a browser with no session yet, and signs in
+    page = new_page()
+    page.goto(link.group(1))
+    sign_in(page, rep.username)
+
+    # Then the lead's own page opens
+    expect(page.get_by_role("heading", name=f"Grace {lead['last_name']}")).to_be_visible()
+    expect(page).to_have_url(link.group(1))
