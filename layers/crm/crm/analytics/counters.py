@@ -8,8 +8,11 @@ and a dashboard reads a handful of items instead of the leads.
 
 Speed to lead is the time from capture to first contact (the status leaving `new`; a chat capture is a
 contact at once). Each first contact adds one observation to a histogram of its cohort day and month,
-overall and for the lead's rep at that moment. Buckets grow by 10%, so a median or p90 read back from them
-is within 5% of the exact figure, and a histogram stays a few dozen numbers however many leads it counts.
+overall and for the lead's rep at that moment. A lead contacted before anyone held it (a chat lead, contacted
+at capture and assigned a moment later) is credited to the first rep it is assigned to, so a rep's figures
+count the leads the funnel's `group_by=owner` counts under them. Buckets grow by 10%, so a median or p90
+read back from them is within 5% of the exact figure, and a histogram stays a few dozen numbers however many
+leads it counts.
 """
 
 import math
@@ -105,6 +108,23 @@ def first_contact(old: Lead | None, new: Lead | None) -> FirstContact | None:
         return None
     seconds = max(0.0, (new.updated_at - new.created_at).total_seconds())
     return FirstContact(day=cohort_day(new), rep=new.assigned_to or UNASSIGNED, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class ContactCredit:
+    """A first contact counted while nobody held the lead, to be moved to the rep it is now assigned to."""
+
+    day: date  # the lead's cohort day
+    rep: str
+
+
+def contact_credit(old: Lead | None, new: Lead | None) -> ContactCredit | None:
+    """The credit this change makes: the lead gets its first rep after it was contacted unassigned."""
+    if old is None or new is None or old.assigned_to or not new.assigned_to:
+        return None
+    if old.lead_status is LeadStatus.NEW:
+        return None  # not contacted before this change (a contact in it is counted under the new rep)
+    return ContactCredit(day=cohort_day(new), rep=new.assigned_to)
 
 
 # ---------------------------------------------------------------- histograms

@@ -28,6 +28,8 @@ from botocore.exceptions import ClientError
 
 from crm.analytics.counters import (
     COUNTER_FIELDS,
+    UNASSIGNED,
+    ContactCredit,
     CounterKey,
     Dimension,
     Drift,
@@ -101,30 +103,72 @@ class AnalyticsRepository(TableRepository):
         record_id: str,
         delta: dict[CounterKey, dict[str, int]],
         contact: FirstContact | None,
+        credit: ContactCredit | None = None,
     ) -> tuple[bool, bool]:
         """Apply one change once. Returns (applied, first contact counted); (False, False) if this
-        record was applied before."""
-        if not delta and contact is None:
+        record was applied before. A `credit` moves the lead's first contact, counted unassigned, to its
+        rep (only if it is still counted unassigned: a conditional update of the first-contact marker)."""
+        move = self._credit_operations(lead_id, credit) if credit is not None else []
+        if not delta and contact is None and not move:
             return False, False
-        try:
-            self._transact(self._operations(lead_id, record_id, delta, contact))
-            return True, contact is not None
-        except ClientError as exc:
-            reasons = self._reasons(exc)
-            if reasons[:1] == ["ConditionalCheckFailed"]:
-                return False, False  # a redelivery: this record's marker exists
-            if contact is None or reasons[1:2] != ["ConditionalCheckFailed"]:
-                raise self._failure(exc) from exc
-        # The lead's first contact was counted before (by an earlier record): count the rest only.
-        if not delta:
-            return False, False
-        try:
-            self._transact(self._operations(lead_id, record_id, delta, None))
-        except ClientError as exc:
-            if self._reasons(exc)[:1] == ["ConditionalCheckFailed"]:
+        while True:
+            operations = self._operations(lead_id, record_id, delta, contact)
+            move_at = len(operations)
+            try:
+                self._transact(operations + move)
+                return True, contact is not None
+            except ClientError as exc:
+                reasons = self._reasons(exc)
+                if reasons[:1] == ["ConditionalCheckFailed"]:
+                    return False, False  # a redelivery: this record's marker exists
+                dropped = False
+                if contact is not None and reasons[1:2] == ["ConditionalCheckFailed"]:
+                    contact = None  # the lead's first contact was counted before (by an earlier record)
+                    dropped = True
+                if move and reasons[move_at : move_at + 1] == ["ConditionalCheckFailed"]:
+                    move = []  # credited already (or never counted unassigned)
+                    dropped = True
+                if not dropped:
+                    raise self._failure(exc) from exc
+            if not delta and contact is None and not move:
                 return False, False
-            raise self._failure(exc) from exc
-        return True, False
+
+    def _credit_operations(self, lead_id: str, credit: ContactCredit) -> list[Any]:
+        """Move a first contact counted under `unassigned` to `credit.rep`: the marker is rewritten only
+        if it still says unassigned, and the observation leaves one histogram for the other."""
+        marker = self._get_item({"PK": f"STATSMARK#{lead_id}", "SK": "FIRST_CONTACT"})
+        if marker is None or marker.get("rep") != UNASSIGNED:
+            return []
+        seconds = float(marker["seconds"])
+        bucket = f"b{int(marker.get('bucket', bucket_of(seconds)))}"
+        operations: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": marshal({"PK": f"STATSMARK#{lead_id}", "SK": "FIRST_CONTACT"}),
+                    "UpdateExpression": "SET rep = :rep",
+                    "ConditionExpression": "rep = :unassigned",
+                    "ExpressionAttributeValues": marshal({":rep": credit.rep, ":unassigned": UNASSIGNED}),
+                }
+            }
+        ]
+        month = month_of(credit.day)
+        for value, sign in ((UNASSIGNED, -1), (credit.rep, 1)):
+            for sk, period in (
+                (_day_sk(credit.day, value), credit.day.isoformat()),
+                (_month_sk(value), month),
+            ):
+                meta = {
+                    "entity": "speed",
+                    "dimension": Dimension.OWNER.value,
+                    "value": value,
+                    "period": period,
+                }
+                observation = {"count": sign, "sum_seconds": sign * seconds, bucket: sign}
+                operations.append(
+                    self._add({"PK": speed_pk(Dimension.OWNER, month), "SK": sk}, meta, observation)
+                )
+        return operations
 
     def _operations(
         self,
@@ -139,7 +183,8 @@ class AnalyticsRepository(TableRepository):
         ]
         if contact is not None:
             seconds = Decimal(f"{contact.seconds:.3f}")
-            operations.append(self._claim(lead_id, "FIRST_CONTACT", {"seconds": seconds}))
+            marker = {"seconds": seconds, "rep": contact.rep, "bucket": bucket_of(contact.seconds)}
+            operations.append(self._claim(lead_id, "FIRST_CONTACT", marker))
         # One update per item: day and month items of each (dimension, value), deltas summed.
         items: dict[tuple[str, str], tuple[dict[str, Any], Counter[str]]] = {}
         for (day, dimension, value), changes in delta.items():

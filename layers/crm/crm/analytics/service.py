@@ -14,6 +14,7 @@ from crm.analytics.counters import (
     GroupBy,
     Histogram,
     compare,
+    contact_credit,
     counter_delta,
     first_contact,
     recount,
@@ -91,7 +92,8 @@ class AnalyticsService:
         """Move the counters for one lead change, once per stream record; False for a repeat."""
         delta = counter_delta(old, new)
         contact = first_contact(old, new)
-        applied, contact_counted = self.store.apply(lead_id, record_id, delta, contact)
+        credit = contact_credit(old, new)
+        applied, contact_counted = self.store.apply(lead_id, record_id, delta, contact, credit)
         if not applied:
             return False
         self._metrics(old, new, contact.seconds if contact_counted and contact else None)
