@@ -164,7 +164,10 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     if not moved:
         print("no queue with a dead-letter queue" + (f" matches {args.queue}" if args.queue else ""))
     for queue, count in moved.items():
-        print(f"{queue}: moved {count} message(s) back from its dead-letter queue")
+        if queue.endswith("FailureQueue"):  # a stream mapping's on-failure queue: its batches replayed
+            print(f"{queue}: {count} failed stream batch(es) read again and delivered to their function")
+        else:
+            print(f"{queue}: moved {count} message(s) back from its dead-letter queue")
     return 0
 
 
@@ -204,7 +207,11 @@ def parser() -> argparse.ArgumentParser:
     schedules.add_argument("name", help="function logical id, rule/schedule name, or runtime schedule name")
     schedules.set_defaults(func=cmd_schedules)
 
-    redrive = commands.add_parser("redrive", parents=[common], help="move DLQ messages back to their queue")
+    redrive = commands.add_parser(
+        "redrive",
+        parents=[common],
+        help="move DLQ messages back to their queue; replay the stream batches in on-failure queues",
+    )
     redrive.add_argument("--queue", help="source queue or DLQ (logical id or name); default: all")
     redrive.set_defaults(func=cmd_redrive)
 

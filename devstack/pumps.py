@@ -297,6 +297,50 @@ class StreamPump(_Pump):
                 )
         return {"records_behind": behind, "selected_behind": selected}
 
+    def read_range(self, info: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The records an on-failure record's DDBStreamBatchInfo names (its shard, start to end sequence
+        number), as the function got them; None when the stream no longer holds them (trimmed after 24 h on
+        AWS, another stream after the table's stream was replaced)."""
+        stream_arn = self._stream_arn()
+        if stream_arn is None or _public_arn(stream_arn) != info.get("streamArn"):
+            return None
+        try:
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=stream_arn,
+                ShardId=info["shardId"],
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=info["startSequenceNumber"],
+            )["ShardIterator"]
+        except ClientError:
+            return None
+        end = int(info["endSequenceNumber"])
+        found: list[dict[str, Any]] = []
+        while iterator:
+            response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+            records = response.get("Records", [])
+            found += [r for r in records if int(r["dynamodb"]["SequenceNumber"]) <= end]
+            if not records or int(records[-1]["dynamodb"]["SequenceNumber"]) >= end:
+                break
+            iterator = response.get("NextShardIterator")
+        if not found or found[0]["dynamodb"]["SequenceNumber"] != info["startSequenceNumber"]:
+            return None
+        return [aws_stream_record(r, stream_arn) for r in found]
+
+    def replay(self, info: dict[str, Any]) -> bool | None:
+        """Redrive one on-failure record: read its range again and deliver it to the function with fresh
+        retries (the mapping's filter applies, as it did the first time). True: delivered; False: it failed
+        again (and a new on-failure record describes it); None: the range is no longer readable."""
+        records = self.read_range(info)
+        if records is None:
+            return None
+        before = self.stats.sent_to_on_failure
+        selected = [r for r in records if matches_any(self.mapping.filters, r)]
+        if selected:
+            stream_arn = self._stream_arn()
+            assert stream_arn is not None
+            self._deliver(stream_arn, info["shardId"], selected, attempts=0)
+        return self.stats.sent_to_on_failure == before
+
     @staticmethod
     def _closed_done(state: dict[str, Any], shard_id: str | None) -> bool:
         return bool(shard_id and state["shards"].get(shard_id, {}).get("done"))

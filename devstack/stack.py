@@ -344,6 +344,22 @@ class LocalStack:
             if queue is not None and queue not in (source.logical_id, source.name, dlq.logical_id, dlq.name):
                 continue
             moved[source.name] = _move_messages(self.clients.sqs, dlq.url, source.url)
+        for pump in self.pumps:
+            # Stream batches a function gave up on: their on-failure records name a shard's sequence range,
+            # which is read again and delivered to the function (while the stream holds it).
+            if not isinstance(pump, StreamPump) or pump.mapping.on_failure_arn is None:
+                continue
+            failures = self.template.queue(pump.mapping.on_failure_arn)
+            names = (failures.logical_id, failures.name, pump.mapping.function_logical_id)
+            if queue is not None and queue not in names:
+                continue
+            moved[failures.name] = moved.get(failures.name, 0) + _replay_stream_failures(
+                self.clients.sqs,
+                failures.url,
+                pump,
+                self.template.functions[pump.mapping.function_logical_id].arn,
+                self.log,
+            )
         return moved
 
     def status(self) -> dict[str, Any]:
@@ -440,6 +456,39 @@ class LocalStack:
         except ValueError as exc:
             return json_response(400, {"message": str(exc)})
         return json_response(404, {"message": "Not Found"})
+
+
+def _replay_stream_failures(
+    sqs: Any, url: str, pump: StreamPump, function_arn: str, log: Callable[[str], None]
+) -> int:
+    """Replays each on-failure record of `pump`'s function in the queue; returns how many were delivered.
+    A record whose range the stream no longer holds stays in the queue (the reconciler repairs its leads)."""
+    replayed = 0
+    held: list[str] = []  # messages left in the queue: invisible during this pass, visible again after it
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300
+        ).get("Messages", [])
+        if not messages:
+            for receipt in held:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+            return replayed
+        for message in messages:
+            body = json.loads(message["Body"])
+            info = body.get("DDBStreamBatchInfo")
+            if not info or body.get("requestContext", {}).get("functionArn") != function_arn:
+                held.append(message["ReceiptHandle"])  # another function's record
+                continue
+            outcome = pump.replay(info)
+            if outcome is None:
+                log(
+                    f"[redrive] {info['shardId']} {info['startSequenceNumber']}..{info['endSequenceNumber']}"
+                    ": no longer in the stream; left in the queue (the reconciler repairs its leads)"
+                )
+                held.append(message["ReceiptHandle"])
+                continue
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            replayed += 1 if outcome else 0
 
 
 def _move_messages(sqs: Any, from_url: str, to_url: str) -> int:

@@ -290,3 +290,54 @@ def test_the_fault_switch_throttles_sqs_and_ses_as_aws_does_then_lets_them_throu
 def test_a_bad_fault_request_is_a_400_naming_the_field(stack, body, field):
     status, _, answer = Http(stack.url).request("POST", "/_local/faults", body)
     assert status == 400 and json.loads(answer)["message"].startswith(field)
+
+
+def failure_queue_depth(stack):
+    url = stack.template.queue("StreamFailureQueue").url
+    attributes = stack.clients.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_redrive_reads_a_failed_stream_batch_again_and_delivers_it(stack):
+    failure_records(stack)  # earlier tests' records are theirs
+    # Given a record the function gives up on (it fails while a switch item exists) ...
+    switch = f"switch#{uuid.uuid4().hex[:8]}"
+    stack.clients.dynamodb.put_item(TableName=TABLE, Item={"PK": {"S": switch}})
+    key = f"redrive-{uuid.uuid4().hex[:8]}"
+    put(stack, key, fail_while={"S": switch})
+    eventually(lambda: failure_queue_depth(stack) == 1, timeout=30)
+    assert seen(stack, key) is None
+    # ... and the cause is gone
+    stack.clients.dynamodb.delete_item(TableName=TABLE, Key={"PK": {"S": switch}})
+
+    # When the on-failure queue is redriven (make redrive, the CLI and POST /_local/redrive do this)
+    status, _, body = Http(stack.url).request("POST", "/_local/redrive", {"queue": "StreamFunction"})
+
+    # Then the shard range it names is read again and delivered: the record is processed, the queue empty
+    assert status == 200 and json.loads(body) == {"leadflow-local-StreamFailureQueue": 1}
+    assert int(seen(stack, key)["seen_count"]["N"]) == 1
+    assert failure_queue_depth(stack) == 0
+
+
+def test_a_failed_range_the_stream_no_longer_holds_stays_in_the_queue(stack):
+    failure_records(stack)
+    url = stack.template.queue("StreamFailureQueue").url
+    info = {
+        "shardId": "shardId-00000000000000000000-00000000",
+        "startSequenceNumber": "1",
+        "endSequenceNumber": "2",
+        "batchSize": 2,
+        "streamArn": "arn:aws:dynamodb:us-east-1:000000000000:table/gone/stream/2020-01-01T00:00:00.000",
+    }
+    function_arn = stack.template.functions["StreamFunction"].arn
+    body = {"requestContext": {"functionArn": function_arn}, "DDBStreamBatchInfo": info}
+    stack.clients.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+    assert stack.redrive("StreamFailureQueue") == {"leadflow-local-StreamFailureQueue": 0}
+    assert failure_queue_depth(stack) == 1
+    assert any("no longer in the stream" in line for line in stack.logs)
+    failure_records(stack)

@@ -1,4 +1,5 @@
-"""Records every stream record it gets; items with fail=true are reported as failures; an item's sleep_ms
+"""Records every stream record it gets; items with fail=true are reported as failures
+(fail_while=<key>: while the item <key> exists); an item's sleep_ms
 makes its record take that long (a slow or hanging record)."""
 
 import functools
@@ -18,7 +19,8 @@ def handler(event, context):
     failures = []
     for record in event["Records"]:
         image = record["dynamodb"].get("NewImage", {})
-        if image.get("fail", {}).get("BOOL"):
+        switch = image.get("fail_while", {}).get("S")
+        if image.get("fail", {}).get("BOOL") or (switch and table().get_item(Key={"PK": switch}).get("Item")):
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
             continue
         if "sleep_ms" in image:
