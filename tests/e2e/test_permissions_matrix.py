@@ -61,6 +61,7 @@ def lead_holder(status: int) -> dict[str, int]:
 
 
 STALE = {"If-Match": '"999"'}
+ADMIN_ONLY = {"rep": 403, "other_rep": 403, "manager": 403}
 UNKNOWN_RULE = "no-such-rule-0000"
 
 EXPECTED: dict[str, Case] = {
@@ -176,6 +177,12 @@ EXPECTED: dict[str, Case] = {
         "/nurture-sequences/seed-default-nurture", **staff(409), body={"name": "Renamed"}, headers=STALE
     ),
     "DELETE /nurture-sequences/{id}": Case(f"/nurture-sequences/{UNKNOWN_RULE}", **staff(404)),
+    # ---- a person's data on request: admins only (an empty body erases no one)
+    "POST /privacy/erasures": Case("/privacy/erasures", **ADMIN_ONLY, admin=422, body={}),
+    "GET /privacy/erasures/{id}": Case(
+        "/privacy/erasures/00000000-0000-4000-8000-000000000000", **ADMIN_ONLY, admin=404
+    ),
+    "GET /privacy/export": Case("/privacy/export?email=nobody@example.com", **ADMIN_ONLY, admin=200),
 }
 
 PROTECTED = sorted(
