@@ -139,12 +139,34 @@ def _post(url: str, body: dict[str, Any]) -> Any:
         return json.loads(response.read())
 
 
+def _event_argument(value: str | None) -> dict[str, Any]:
+    """`--event '{"day": "2026-11-24"}'` or `--event @file.json`: a JSON object ({} when not given)."""
+    if value is None:
+        return {}
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise ValueError("must be a JSON object")
+    return event
+
+
 def cmd_schedules(args: argparse.Namespace) -> int:
     url = _running_url(args)
     if url is None:
         return 1
     try:
-        results = _post(f"{url}/_local/schedules/{urllib.parse.quote(args.name, safe='')}", {})
+        event = _event_argument(args.event)
+    except ValueError as exc:
+        print(f"--event: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = _post(f"{url}/_local/schedules/{urllib.parse.quote(args.name, safe='')}", event)
     except urllib.error.HTTPError as exc:
         print(json.loads(exc.read()).get("message"), file=sys.stderr)
         return 1
@@ -153,6 +175,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             f"{result['name']} -> {result['target_arn']}: "
             + ("ok" if result["ok"] else "failed " + result["detail"])
         )
+        if result.get("response") is not None:
+            print(json.dumps(result["response"]))
     return 0 if all(r["ok"] for r in results) else 1
 
 
@@ -205,6 +229,10 @@ def parser() -> argparse.ArgumentParser:
     schedules = commands.add_parser("schedules", parents=[common], help="fire a schedule now")
     schedules.add_argument("action", choices=["run"])
     schedules.add_argument("name", help="function logical id, rule/schedule name, or runtime schedule name")
+    schedules.add_argument(
+        "--event",
+        help='the event to send instead of the scheduled one: JSON (\'{"day": "2026-11-24"}\') or @file.json',
+    )
     schedules.set_defaults(func=cmd_schedules)
 
     redrive = commands.add_parser(

@@ -64,6 +64,8 @@ class FireResult:
     target_arn: str
     ok: bool
     detail: str = ""
+    # What the function answered (a function target only): e.g. the days a reconciliation checked.
+    response: Any = None
 
 
 class ScheduleRunner:
@@ -173,9 +175,11 @@ class ScheduleRunner:
             return None
 
     # ------------------------------------------------------------------ template schedules
-    def _fire_template(self, schedule: Schedule, now: datetime) -> FireResult:
-        if schedule.input is not None:
-            payload: Any = json.loads(schedule.input)
+    def _fire_template(self, schedule: Schedule, now: datetime, event: Any = None) -> FireResult:
+        if event is not None:
+            payload: Any = event  # given by hand (`schedules run --event`), instead of the schedule's
+        elif schedule.input is not None:
+            payload = json.loads(schedule.input)
         elif schedule.kind == "rule":
             payload = scheduled_event(
                 "aws.events", f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{schedule.name}", now
@@ -185,16 +189,17 @@ class ScheduleRunner:
             payload = scheduled_event("aws.scheduler", arn, now)
         return self._deliver(schedule.name, schedule.target_arn, payload, retries=_ASYNC_RETRIES)
 
-    def run_now(self, name: str) -> list[FireResult]:
+    def run_now(self, name: str, event: Any = None) -> list[FireResult]:
         """Fire a schedule immediately: by function logical id, rule/schedule name or logical id, or the name
-        of a runtime schedule."""
+        of a runtime schedule. `event`, if given, is delivered instead of the scheduled event (a template
+        schedule's target gets exactly that JSON)."""
         with self._lock:
             now = self.clock.now()
             matched = [
                 s for s in self.template.schedules if name in (s.logical_id, s.name, s.function_logical_id)
             ]
             if matched:
-                return [self._fire_template(s, now) for s in matched]
+                return [self._fire_template(s, now, event) for s in matched]
             for group, schedule_name, summary in self._list_runtime():
                 if name in (schedule_name, f"{group}/{schedule_name}"):
                     return [self._fire_runtime(group, schedule_name, summary, now)]
@@ -317,7 +322,7 @@ class ScheduleRunner:
             invocation = self.invoke_function(function.logical_id, payload)
             if invocation.ok:
                 self.log(f"[schedules] {name} -> {function.logical_id}")
-                return FireResult(name, target_arn, True)
+                return FireResult(name, target_arn, True, response=invocation.payload)
             if attempt < retries and self.stop.wait(1.0 * (attempt + 1)):
                 break
         self.log(f"[schedules] {name} -> {function.logical_id} failed")

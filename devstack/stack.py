@@ -228,6 +228,8 @@ class LocalStack:
             "AWS_SHARED_CREDENTIALS_FILE": str(self.data.aws_config),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "LEADFLOW_CLOCK_FILE": str(self.data.clock_file),
+            # Outbound webhooks may go to a test receiver on this machine (only here: AWS allows https only).
+            "WEBHOOK_ALLOW_LOOPBACK": "true",
         }
 
     def _start_pumps(self, template: Template, taps: list[Tap]) -> None:
@@ -324,9 +326,10 @@ class LocalStack:
             self.schedules.tick()
         return offset
 
-    def run_schedule(self, name: str) -> list[dict[str, Any]]:
+    def run_schedule(self, name: str, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Fire a schedule now; `event` (a JSON object) replaces the scheduled event its target gets."""
         assert self.schedules is not None
-        return [vars(result) for result in self.schedules.run_now(name)]
+        return [vars(result) for result in self.schedules.run_now(name, event)]
 
     def outbox(self) -> list[dict[str, Any]]:
         assert self.moto is not None
@@ -433,7 +436,14 @@ class LocalStack:
                 )
             if path.startswith("/_local/schedules/") and method == "POST":
                 name = urllib.parse.unquote(path[len("/_local/schedules/") :])
-                return json_response(200, self.run_schedule(name))
+                # A JSON object in the body is the event the function gets; none (or {}): the schedule's.
+                try:
+                    event = json.loads(request.body or b"{}")
+                except ValueError:
+                    event = None
+                if not isinstance(event, dict):
+                    return json_response(400, {"message": "the body must be a JSON object (the event)"})
+                return json_response(200, self.run_schedule(name, event or None))
             if path == captcha.PATH and method == "POST":
                 return json_response(200, captcha.siteverify(request.body or b""))
             if path == "/_local/redrive" and method == "POST":

@@ -1,6 +1,7 @@
-"""Nightly: recount yesterday's analytics from the leads and report any drift (log, metric, stored result).
+"""Nightly: recount each day since the last reconciled one (a checkpoint; yesterday on the first run, at most
+31 days) from the leads and report any drift (log, metric, stored result).
 
-The scheduled event may name another day to check: {"day": "2026-11-24"}.
+An event naming a day reconciles that day only, and leaves the checkpoint: {"day": "2026-11-24"}.
 """
 
 from datetime import date
@@ -25,5 +26,12 @@ def requested_day(event: dict) -> date | None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    result = bootstrap.analytics_service().reconcile(requested_day(event))
-    return {"day": result.day.isoformat(), "leads": result.leads, "drift": len(result.drift)}
+    day = requested_day(event)
+    service = bootstrap.analytics_service()
+    results = [service.reconcile(day)] if day is not None else service.reconcile_missed()
+    return {
+        "days": [
+            {"day": result.day.isoformat(), "leads": result.leads, "drift": len(result.drift)}
+            for result in results
+        ]
+    }

@@ -147,4 +147,4 @@ def test_the_nightly_reconciliation_runs_from_its_schedule(invoke: Any, moto_sta
     result = invoke("AnalyticsReconcileFunction", event("analytics_reconcile_schedule.json"))
 
     # Stored without the stream, so nothing was counted: leads and s_new differ in each of 4 dimensions.
-    assert result == {"day": yesterday.date().isoformat(), "leads": 1, "drift": 8}
+    assert result == {"days": [{"day": yesterday.date().isoformat(), "leads": 1, "drift": 8}]}

@@ -47,6 +47,7 @@ from crm.platform.dynamo import TableRepository, error_code, key_condition, mars
 from crm.platform.errors import RetryableError
 
 TRANSACTION_ATTEMPTS = 6
+RECONCILE_CHECKPOINT = {"PK": "STATS#reconciliation", "SK": "CHECKPOINT"}
 MARKER_TTL_SECONDS = 3 * 86_400  # a stream keeps records 24 h: markers outlive any redelivery
 _TOP = "\U0010ffff"
 
@@ -392,3 +393,23 @@ class AnalyticsRepository(TableRepository):
 
     def reconciliation(self, day: date) -> dict[str, Any] | None:
         return self._get_item({"PK": "STATS#reconciliation", "SK": day.isoformat()})
+
+    def reconciled_through(self) -> date | None:
+        """The checkpoint of the nightly catch-up: the last day it reconciled (None before its first run)."""
+        item = self._get_item(RECONCILE_CHECKPOINT) or {}
+        return date.fromisoformat(str(item["day"])) if item.get("day") else None
+
+    def mark_reconciled(self, day: date) -> None:
+        """Move the checkpoint to `day`, never back (an overlapping run may have gone further)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=marshal({**RECONCILE_CHECKPOINT, "entity": "checkpoint", "day": day.isoformat()}),
+                ConditionExpression="attribute_not_exists(#day) OR #day <= :day",
+                ExpressionAttributeNames={"#day": "day"},
+                ExpressionAttributeValues=marshal({":day": day.isoformat()}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return
+            raise translate(exc) from exc
