@@ -183,6 +183,24 @@ EXPECTED: dict[str, Case] = {
         "/privacy/erasures/00000000-0000-4000-8000-000000000000", **ADMIN_ONLY, admin=404
     ),
     "GET /privacy/export": Case("/privacy/export?email=nobody@example.com", **ADMIN_ONLY, admin=200),
+    # ---- outbound webhooks: admins only (an unknown subscription: 404; a body naming no events: 422)
+    "POST /webhook-subscriptions": Case("/webhook-subscriptions", **ADMIN_ONLY, admin=422, body={}),
+    "GET /webhook-subscriptions": Case("/webhook-subscriptions", **ADMIN_ONLY, admin=200),
+    "GET /webhook-subscriptions/{subscription_id}": Case(
+        "/webhook-subscriptions/no-such-subscription", **ADMIN_ONLY, admin=404
+    ),
+    "PATCH /webhook-subscriptions/{subscription_id}": Case(
+        "/webhook-subscriptions/no-such-subscription", **ADMIN_ONLY, admin=404, body={"state": "paused"}
+    ),
+    "DELETE /webhook-subscriptions/{subscription_id}": Case(
+        "/webhook-subscriptions/no-such-subscription", **ADMIN_ONLY, admin=404
+    ),
+    "POST /webhook-subscriptions/{subscription_id}/test": Case(
+        "/webhook-subscriptions/no-such-subscription/test", **ADMIN_ONLY, admin=404
+    ),
+    "GET /webhook-subscriptions/{subscription_id}/deliveries": Case(
+        "/webhook-subscriptions/no-such-subscription/deliveries", **ADMIN_ONLY, admin=404
+    ),
 }
 
 PROTECTED = sorted(

@@ -165,13 +165,15 @@ def test_email_goes_only_from_the_configured_sender_and_configuration_set(deploy
         for s in role_statements(deployed, function)
         if {"ses:SendEmail", "ses:SendRawEmail"} & set(actions(s)) or "ses:*" in actions(s)
     ]
-    (statement,) = sends
+    # The notification function, and the webhooks function (it emails the owner of a subscription it pauses).
+    assert len(sends) == 2
     identity = "arn:aws:ses:us-east-1:000000000000:identity/"
-    assert sorted(as_list(statement["Resource"])) == [
-        "arn:aws:ses:us-east-1:000000000000:configuration-set/leadflow-local-NotificationConfigurationSet",
-        identity + "leadflow.local",  # the sender's domain, when the domain is the verified identity
-        identity + "leads@leadflow.local",
-    ]
+    for statement in sends:
+        assert sorted(as_list(statement["Resource"])) == [
+            "arn:aws:ses:us-east-1:000000000000:configuration-set/leadflow-local-NotificationConfigurationSet",
+            identity + "leadflow.local",  # the sender's domain, when the domain is the verified identity
+            identity + "leads@leadflow.local",
+        ]
 
 
 # ---------------------------------------------------------------- operations
@@ -207,7 +209,7 @@ def notify_the_alarm_topic(alarm: dict[str, Any], template: Template) -> bool:
 def test_every_failure_queue_alarms_on_its_first_message(deployed: Template) -> None:
     queue_alarms = alarms_on(deployed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     failure_queues = {deployed.queue(arn).name for arn in failure_queue_arns(deployed)}
-    assert len(failure_queues) == 8  # PrivacyDeadLetterQueue: erasure pages
+    assert len(failure_queues) == 9  # PrivacyDeadLetterQueue: erasure pages; WebhookDeadLetterQueue
     assert failure_queues <= set(queue_alarms)
     for name in failure_queues:
         alarm = queue_alarms[name]

@@ -36,6 +36,7 @@ from crm.api import (
 from crm.api import nurture as nurture_api
 from crm.api import privacy as privacy_api
 from crm.api import unsubscribe as unsubscribe_api
+from crm.api import webhooks as webhooks_api
 from crm.api.openapi import registered_model
 from crm.integrations.events import EVENT_NAMES, event_schema
 from crm.platform.http import FORM, JSON
@@ -71,6 +72,7 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     analytics.build_router,
     nurture_api.build_router,
     unsubscribe_api.build_router,
+    webhooks_api.build_router,
     privacy_api.build_router,
 ]
 

@@ -4,13 +4,13 @@ Header: ``X-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]``. Several v1 val
 partner sign with an old and a new secret while a rotation is under way.
 """
 
-import hashlib
 import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from crm.platform.errors import Unauthorized
+from crm.platform.signatures import sign
 
 PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -44,11 +44,6 @@ def parse_signature_header(header: str | None) -> SignatureHeader:
     if timestamp is None or not signatures:
         raise Unauthorized("Malformed X-Signature header: expected t=<unix seconds>,v1=<hex>")
     return SignatureHeader(timestamp, tuple(signatures))
-
-
-def sign(secret: str, timestamp: int, raw_body: bytes) -> str:
-    message = str(timestamp).encode() + b"." + raw_body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def verify_signature(
