@@ -1,5 +1,6 @@
-"""A person's data on request: the `/privacy/*` routes (JWT authorizer; admins) and the erasure worker (one
-SQS message is one lead of an erasure job to erase)."""
+"""A person's data on request: the `/privacy/*` routes (JWT authorizer; admins), the erasure worker (one
+SQS message is one lead of an erasure job to erase) and the daily retention run (`{"action": "retention"}`).
+"""
 
 from typing import Any
 
@@ -11,8 +12,10 @@ from crm.platform.batches import process_jobs
 from crm.platform.http import build_resolver
 from crm.platform.observability import logger, metrics, tracer
 from crm.platform.queues import parse_job
+from crm.platform.settings import get_settings
 from crm.privacy.model import ErasurePage
 
+RETENTION = "retention"
 app = build_resolver()
 app.include_router(privacy.build_router())
 
@@ -27,4 +30,7 @@ def handle_page(body: dict[str, Any]) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:  # the erasure queue
         return dict(process_jobs(event, context, handle_page))
+    if event.get("action") == RETENTION:
+        job = bootstrap.privacy_service().start_retention(get_settings().inactive_lead_retention_days)
+        return {"job_id": job.id if job else None, "leads": len(job.lead_ids) if job else 0}
     return app.resolve(event, context)

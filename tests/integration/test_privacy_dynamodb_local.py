@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 from crm import bootstrap
-from crm.leads.model import Channel, Lead, LeadSubmission, MarketingConsent, new_activity, new_lead
+from crm.leads.model import (
+    Channel,
+    Lead,
+    LeadStatus,
+    LeadSubmission,
+    MarketingConsent,
+    new_activity,
+    new_lead,
+)
 from crm.leads.repository import LeadRepository
 from crm.leads.suppression import Suppression, blocks
 from crm.leads.task_repository import TaskRepository
@@ -20,6 +28,8 @@ from crm.platform.auth import Principal
 from crm.platform.dynamo import marshal
 from crm.privacy.model import ErasurePage
 from crm.queries.search_repository import DynamoSearchIndex
+
+from devstack.provision import table_definition
 
 pytestmark = pytest.mark.ddblocal
 
@@ -400,3 +410,60 @@ def test_the_suppression_blocks_a_partner_resend_but_not_fresh_consent_through_a
     assert not blocks(suppression, form_lead)
     assert blocks(suppression, partner_lead) and blocks(suppression, old_lead)
     assert not blocks(None, partner_lead)
+
+
+@pytest.fixture
+def own_table(privacy: dict[str, Any], template: Any, function_env: Any) -> dict[str, Any]:
+    """A table of the test's own: retention reads every old lead, and must not see other tests' leads."""
+    definition = table_definition(template.tables[0]) | {"TableName": f"retention-{uuid.uuid4().hex[:12]}"}
+    privacy["dynamodb"].create_table(**definition)
+    privacy["dynamodb"].get_waiter("table_exists").wait(TableName=definition["TableName"])
+    function_env.pin(TABLE_NAME=definition["TableName"])
+    function_env("PrivacyFunction")
+    service = bootstrap.privacy_service()
+    service.publisher = privacy["pages"]
+    return {**privacy, "table": definition["TableName"], "service": service}
+
+
+def aged_lead(stack: dict[str, Any], days_old: int, active_days_ago: int, **changes: Any) -> Lead:
+    then = datetime.now(UTC) - timedelta(days=days_old)
+    submission = LeadSubmission(
+        channel=Channel.API,
+        first_name="Old",
+        last_name=f"Lead{uuid.uuid4().hex[:8]}",
+        email=f"old-{uuid.uuid4().hex[:10]}@example.com",
+        lead_source="api",
+        submitted_by="test",
+    )
+    lead = new_lead(submission, then).model_copy(update=changes)
+    last = datetime.now(UTC) - timedelta(days=active_days_ago)
+    LeadRepository(stack["table"], client=stack["dynamodb"]).create(
+        lead, [new_activity(lead.id, "page_view", "Viewed", "tracker", last)]
+    )
+    return lead
+
+
+def test_retention_erases_only_leads_inactive_that_long_once_a_day(own_table: dict[str, Any]) -> None:
+    stack, service = own_table, own_table["service"]
+    inactive = aged_lead(stack, 400, 400)
+    recently_active = aged_lead(stack, 400, 10)
+    converted = aged_lead(stack, 400, 400, lead_status=LeadStatus.CONVERTED, converted=True)
+    young = aged_lead(stack, 10, 10)
+
+    assert service.start_retention(0) is None  # off
+    job = service.start_retention(365)
+    assert job is not None and job.lead_ids == [inactive.id]
+    assert service.start_retention(365).id == job.id  # a retried run finds the day's job
+    drain(stack)
+
+    done = service.get_job(job.id)
+    assert (
+        done.state.value == "completed" and done.leads_erased == 1 and done.requested_by == "system:retention"
+    )
+    leads = LeadRepository(stack["table"], client=stack["dynamodb"])
+    assert leads.get(inactive.id) is None
+    assert all(leads.get(lead.id) is not None for lead in (recently_active, converted, young))
+    assert scan_for(stack, [inactive.email, inactive.last_name]) == []
+    assert scan_for(stack, ["SUPPRESSION#"]) == []  # nobody asked: no one is suppressed
+    audits = service.repository.audit_records(datetime.now(UTC).strftime("%Y-%m"))
+    assert [a["action"] for a in audits if a.get("job_id") == job.id] == ["retention"]

@@ -274,6 +274,7 @@ def test_scheduled_functions_send_failed_runs_to_a_queue(deployed: Template) -> 
         "AssignmentSweepFunction",
         "RescoreFunction",
         "AnalyticsReconcileFunction",
+        "PrivacyFunction",  # the daily retention run
     }
     configs = {
         deployed.function(c["FunctionName"]).logical_id: c

@@ -79,6 +79,9 @@ class Settings(BaseModel):
     privacy_queue_url: str = ""
     privacy_hash_key: str = ""
     privacy_key_secret: str = ""
+    # Leads not converted and with no change or activity for this many days are erased by a daily job
+    # (crm.privacy.service.start_retention); 0: off.
+    inactive_lead_retention_days: int = Field(default=0, ge=0, le=36500)
     # Domain events (crm.integrations.publisher): the custom bus LeadEventsFunction publishes to; empty: none.
     event_bus_name: str = ""
     # Outbound webhooks (crm.integrations.webhooks): the delivery queue, its dead-letter queue, the first retry's

@@ -277,6 +277,64 @@ class PrivacyRepository(TableRepository):
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc) from exc
 
+    def inactive_leads(self, cutoff: datetime, statuses: Iterable[str], limit: int) -> list[str]:
+        """Leads in these statuses captured before `cutoff`, not changed since and with no activity since
+        (the status index, every shard, created before the cutoff; then the newest activity of each)."""
+        moment = clock.isoformat(cutoff)
+        found: list[str] = []
+        for status in statuses:
+            for shard in range(self.shards):
+                for item in self._query_pages(
+                    {
+                        "IndexName": "GSI2",
+                        "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK < :cutoff",
+                        "ExpressionAttributeValues": marshal(
+                            {":pk": f"STATUS#{status}#{shard}", ":cutoff": moment}
+                        ),
+                        "ProjectionExpression": "#id, updated_at",
+                        "ExpressionAttributeNames": {"#id": "id"},
+                    }
+                ):
+                    if str(item.get("updated_at", "")) >= moment or self._active_since(
+                        str(item["id"]), moment
+                    ):
+                        continue
+                    found.append(str(item["id"]))
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    def _active_since(self, lead_id: str, moment: str) -> bool:
+        try:
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="PK = :pk AND SK BETWEEN :from AND :to",
+                ExpressionAttributeValues=marshal(
+                    {":pk": f"LEAD#{lead_id}", ":from": f"ACTIVITY#{moment}", ":to": "ACTIVITY#\uffff"}
+                ),
+                Limit=1,
+                ProjectionExpression="PK",
+            )
+        except ClientError as exc:
+            raise translate(exc) from exc
+        return bool(response.get("Items"))
+
+    def create_plain_job(self, job: ErasureJob) -> tuple[ErasureJob, bool]:
+        """A job that suppresses no one (retention): written once; the one with this id otherwise."""
+        item = {**job_key(job.id), "entity": "erasure_job", **job.model_dump(mode="json", exclude_none=True)}
+        try:
+            self.client.put_item(
+                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc) from exc
+            existing = self.get_job(job.id)
+            if existing is None:
+                raise RetryableError("The retention job could not be read; try again") from exc
+            return existing, False
+        return job, True
+
     # ------------------------------------------------------------------ jobs
     def create_job(self, job: ErasureJob, now: datetime) -> ErasureJob | None:
         """Write the job and mark the person suppressed, in one transaction, unless an erasure of the same
@@ -487,6 +545,7 @@ class PrivacyRepository(TableRepository):
                 raise translate(exc) from exc
             return False
         return True
+
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
     """An item without its table and index keys (what an export shows)."""

@@ -22,8 +22,9 @@ Export (`GET /privacy/export`) reads the same items and returns them grouped by 
 item. Neither logs the email: only its hash and ids.
 """
 
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from crm.leads.suppression import SuppressionList
@@ -37,6 +38,12 @@ from crm.privacy.model import ErasureJob, ErasurePage, ErasureState, audit_recor
 from crm.privacy.repository import PrivacyRepository, plain
 
 MAX_ATTEMPTS = 5
+RETENTION_ACTOR = "system:retention"
+# Leads a daily retention run erases at most (the job lists them); the rest go the next day.
+MAX_RETENTION_LEADS = 2000
+# Leads that were never converted (a converted lead is a customer's record: it stays).
+RETAINED_STATUSES = ("new", "contacted", "qualified", "unqualified")
+_RETENTION_IDS = uuid.UUID("5b0e4f1e-2f3c-4d9a-9a51-7d3c1f0e6a11")
 # Items of a lead's partition an export shows in a group of their own, by entity.
 _EXPORT_GROUPS = {
     "score": "score_ledger",
@@ -93,6 +100,34 @@ class PrivacyService:
             return created
         raise RetryableError("Erasures of this person keep starting and ending; try again")
 
+    def start_retention(self, days: int) -> ErasureJob | None:
+        """The daily retention run (setting InactiveLeadRetentionDays; 0: off): one erasure job, of a fixed
+        id per day (a retried run finds it), over the leads not converted and with no change or activity for
+        that many days. It suppresses no one: nobody asked; their data has simply aged out."""
+        if days <= 0:
+            return None
+        now = self.now()
+        cutoff = now - timedelta(days=days)
+        job_id = str(uuid.uuid5(_RETENTION_IDS, now.date().isoformat()))
+        existing = self.repository.get_job(job_id)
+        if existing is not None:
+            if existing.state is not ErasureState.COMPLETED:
+                self._enqueue(existing)
+            return existing
+        lead_ids = self.repository.inactive_leads(cutoff, RETAINED_STATUSES, MAX_RETENTION_LEADS)
+        job = ErasureJob(
+            id=job_id,
+            email_hash="",
+            reason=f"retention: no activity for {days} days",
+            requested_by=RETENTION_ACTOR,
+            requested_at=now,
+            lead_ids=lead_ids,
+        )
+        job, _ = self.repository.create_plain_job(job)
+        self._enqueue(job)
+        logger.info("Retention erasure started", extra={"job_id": job.id, "leads": len(job.lead_ids)})
+        return job
+
     def _enqueue(self, job: ErasureJob) -> None:
         pages = [ErasurePage(job_id=job.id, lead_id=lead_id) for lead_id in job.lead_ids] or [
             ErasurePage(job_id=job.id)
@@ -141,12 +176,13 @@ class PrivacyService:
 
     def _wrap_up(self, job: ErasureJob) -> None:
         """After the last page (again on a redelivery): free the person for a new request, audit once."""
-        self.repository.release_person(job.email_hash, job.id)
+        if job.email_hash:
+            self.repository.release_person(job.email_hash, job.id)
         self.repository.record_audit(
             job.id,
             job.requested_at,
             audit_record(
-                "erasure",
+                "retention" if job.requested_by == RETENTION_ACTOR else "erasure",
                 job.requested_by,
                 job.requested_at,
                 job_id=job.id,
