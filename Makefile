@@ -25,7 +25,8 @@ ENV ?= dev
 .PHONY: help install chromium lock dev dev-reset token test unit lint format validate build deploy bench bench-cost redrive clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}' \
+		| sed 's/\$$(PORT)/$(PORT)/g'
 
 # A lock names every package, so pip installs exactly its lines (--no-deps: pip's hash mode would otherwise
 # refuse a dependency asked for with extras, e.g. aws-sam-cli's boto3-stubs[...]) and `pip check` proves the
@@ -82,8 +83,8 @@ lock: $(STAMP) ## Re-pin the lock files from pyproject.toml and the *.in files (
 		layers/crm/requirements.in -c $(DEV_LOCK)
 	$(UV_COMPILE) --universal --python-version 3.11 -o $(CHECKOV_LOCK) requirements/checkov.in
 
-dev: install ## Run the whole system locally on 127.0.0.1:$(PORT)
-	$(BIN)/python -m devstack run --port $(PORT)
+dev: install ## Run the whole system locally on 127.0.0.1:$(PORT) (PARAMS="Name=Value ..." overrides parameters)
+	$(BIN)/python -m devstack run --port $(PORT) $(if $(PARAMS),--parameter-overrides '$(PARAMS)')
 
 dev-reset: ## Wipe the local stack's data
 	rm -rf .devstack/data

@@ -10,15 +10,18 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .clock import Clock, parse_duration
 from .lockfile import AlreadyRunning, read_lock
-from .paths import data_dir
+from .parameters import Override, banner_lines, effective_overrides
+from .paths import PROJECT_ROOT, data_dir
+from .template import TemplateError
 
 
-def _banner(stack: Any) -> str:
+def _banner(stack: Any, overrides: Mapping[str, Override] | None = None) -> str:
     url = stack.url
     functions = ", ".join(stack.template.functions) or "none"
     curl = (
@@ -27,17 +30,21 @@ def _banner(stack: Any) -> str:
     # The docs line appears once the template routes /docs to a function; the banner only shows what answers.
     has_docs = any(route.path == "/docs" for route in stack.template.routes)
     docs = [f"  API docs   {url}/docs   (OpenAPI: {url}/openapi.json)"] if has_docs else []
+    has_console = any(route.path.startswith("/app") for route in stack.template.routes)
+    console = [f"  Console    {url}/app/   (sign in as rep1, manager, …: no password)"] if has_console else []
     return "\n".join(
         [
             "",
             f"LeadFlow local stack is up ({stack.startup_seconds:.1f}s)",
             f"  API        {url}",
+            *console,
             *docs,
             f"  Outbox     {url}/_local/outbox   (JSON: {url}/_local/outbox.json)",
             f"  Events     {url}/_local/events   (the last domain events published, ?last=N)",
             f"  JWKS       {url}/_local/jwks.json",
             f"  Data       {stack.data.root}",
             f"  Functions  {functions}",
+            *banner_lines(getattr(stack.template, "parameters", {}), overrides or {}),
             "  Tokens     make token ROLE=manager   (one user: make token AS=rep2)",
             "  Clock      .venv/bin/python -m devstack clock advance 1d   (then make token again)",
             "",
@@ -53,7 +60,17 @@ def _banner(stack: Any) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from .stack import LocalStack, print_line
 
-    stack = LocalStack(port=args.port, data_dir=args.data_dir, template_path=args.template)
+    try:
+        overrides = effective_overrides(PROJECT_ROOT / "samconfig.toml", args.parameter_overrides)
+    except ValueError as exc:
+        print(f"parameter overrides: {exc}", file=sys.stderr)
+        return 2
+    stack = LocalStack(
+        port=args.port,
+        data_dir=args.data_dir,
+        template_path=args.template,
+        parameter_overrides={name: override.value for name, override in overrides.items()},
+    )
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -69,7 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"could not start the local stack: {exc}", file=sys.stderr)
         return 1
-    print_line(_banner(stack))
+    except TemplateError as exc:  # an unknown parameter, or a value the template does not allow
+        print(f"could not start the local stack: {exc}", file=sys.stderr)
+        return 2
+    print_line(_banner(stack, overrides))
     try:
         while not stopping.wait(0.5):
             pass
@@ -213,6 +233,11 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[common], help="run the whole system locally")
     run.add_argument("--port", type=int, default=3000, help="HTTP port (0 picks a free one)")
+    run.add_argument(
+        "--parameter-overrides",
+        default=None,
+        help='deploy parameters as SAM takes them: "ScoreHalfLifeDays=7 SalesThreshold=60"',
+    )
     run.set_defaults(func=cmd_run)
 
     token = commands.add_parser("token", parents=[common], help="print a JWT for a demo user")

@@ -358,7 +358,7 @@ def _parameter_values(sam: dict[str, Any], overrides: Mapping[str, str]) -> dict
     values: dict[str, Any] = {}
     for name, spec in (sam.get("Parameters") or {}).items():
         if name in overrides:
-            values[name] = overrides[name]
+            values[name] = _checked_parameter(name, spec, str(overrides[name]))
         elif "Default" in spec:
             default = spec["Default"]
             # A Number parameter's value is a string wherever the template uses it, as in CloudFormation
@@ -369,6 +369,25 @@ def _parameter_values(sam: dict[str, Any], overrides: Mapping[str, str]) -> dict
     if unknown:
         raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     return values
+
+
+def _checked_parameter(name: str, spec: Mapping[str, Any], value: str) -> str:
+    """An overriding value as CloudFormation would check it: Number, AllowedValues, Min/MaxValue, pattern."""
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        raise TemplateError(f"parameter {name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise TemplateError(f"parameter {name}: {value!r} is not a number") from None
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            raise TemplateError(f"parameter {name}: {value} is outside {low}..{high}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(str(pattern), value) is None:
+        raise TemplateError(f"parameter {name}: {value!r} does not match {pattern}")
+    return value
 
 
 def _translate(sam: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
