@@ -20,6 +20,8 @@ AXE_SCRIPT = ROOT / "devstack" / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
 DEADLINE_SECONDS = 60.0
+# What a person would wait for at most, on a busy machine (assertions retry until then).
+expect.set_options(timeout=20_000)
 
 
 def chromium_path() -> str:
@@ -33,6 +35,8 @@ def chromium_path() -> str:
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     stack = LocalStack(port=0, data_dir=tmp_path_factory.mktemp("devstack-browser"), log=lambda _line: None)
     with stack:
+        # The console's function answers once its worker is warm (the stack prewarms it in the background).
+        eventually(lambda: Client(stack.url).request("GET", "/app/config.json").status == 200, timeout=90)
         yield stack
 
 
@@ -57,7 +61,9 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
 
     def make(viewport: dict[str, int] = DESKTOP) -> Page:
         context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-        context.set_default_timeout(15_000)
+        # Generous: the machine running the tests may be busy; a page that never comes still fails.
+        context.set_default_timeout(20_000)
+        context.set_default_navigation_timeout(45_000)
         contexts.append(context)
         return context.new_page()
 
@@ -78,6 +84,12 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTEFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def page_check(page: Page, name: str) -> list[dict[str, Any]]:
+    """A screenshot of the page as the person sees it, and what axe-core finds serious or critical on it."""
+    screenshot(page, name)
+    return axe_violations(page)
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:

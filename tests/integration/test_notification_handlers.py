@@ -42,7 +42,7 @@ def test_the_rep_gets_an_email_with_the_lead_and_a_link(assignment_aws: Assignme
     assert email.source == "leads@leadflow.local"
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.body and "<script>" not in email.body
     assert "Acme &amp; Sons" in email.body and "75 (B)" in email.body and "website_form" in email.body
-    assert f'href="http://127.0.0.1:3000/app/#/leads/{lead.id}"' in email.body  # the console's lead page
+    assert f'href="http://localhost:3000/app/#/leads/{lead.id}"' in email.body  # PublicConsoleUrl's lead page
     assert email.subject == "New lead assigned to you: <script>alert(1)</script> Lovelace (Acme & Sons)"
     found = assignment_aws.leads.get_with_activities(lead.id)
     assert found is not None

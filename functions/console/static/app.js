@@ -517,7 +517,7 @@ async function leadPage(id) {
   }
   document.getElementById("page-title").textContent = fullName(lead);
   document.title = `${fullName(lead)} · LeadFlow`;
-  body.replaceChildren(
+  body.replaceChildren(...[
     h("dl", { class: "facts" },
       ...[
         ["Email", lead.email], ["Phone", lead.phone], ["Company", lead.company], ["Title", lead.title],
@@ -531,7 +531,7 @@ async function leadPage(id) {
       lead.converted ? null : qualifyCard(lead),
       lead.converted ? null : convertCard(lead),
       isManager() && !lead.converted ? assignCard(lead, etag) : null),
-    timelineCard(lead));
+    timelineCard(lead)].filter(Boolean));
 }
 
 function conversionLinks(lead) {
@@ -876,7 +876,7 @@ function funnelChart(data) {
   const order = ["new", "contacted", "qualified", "unqualified", "converted"];
   const bars = order.map((status) => [status, total.by_status[status] || 0]);
   const chart = barChart("funnel-title", "Funnel",
-    `${total.leads} leads captured; ${Math.round(total.qualification_rate * 100)}% qualified, ${Math.round(total.conversion_rate * 100)}% converted.`,
+    `${total.leads} lead${total.leads === 1 ? "" : "s"} captured; ${Math.round(total.qualification_rate * 100)}% qualified, ${Math.round(total.conversion_rate * 100)}% converted.`,
     bars);
   sizeBars(chart);
   return chart;
