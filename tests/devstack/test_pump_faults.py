@@ -159,6 +159,24 @@ def test_a_hanging_record_is_isolated_by_bisecting_and_reported_alone(stack):
     assert seen(stack, hang) is None
 
 
+def test_a_poison_record_reported_by_the_function_is_sent_alone_its_neighbours_processed(stack):
+    failure_records(stack)
+    # Given a batch with one record the function reports as failed (a rule that raises for that lead)
+    keys = [f"near-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    poison = f"poison-{uuid.uuid4().hex[:8]}"
+    with ThreadedWrites(stack) as writes:
+        for key in keys[:4]:
+            writes.put(key)
+        writes.put(poison, fail={"BOOL": True})
+        for key in keys[4:]:
+            writes.put(key)
+    # Then its neighbours are processed at once, and bisecting leaves the poison record alone in the report
+    eventually(lambda: all(seen(stack, key) for key in keys), timeout=10)
+    (record,) = eventually(lambda: failure_records(stack, wait=1), timeout=30)
+    assert record["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert reported_keys(stack, record) == [poison]
+
+
 class ThreadedWrites:
     """Items written in one quick burst (so the pump reads them as one batch)."""
 
