@@ -27,6 +27,7 @@ def events_of(client: Client, lead_id: str, until: set[str], timeout: float = 30
         response = client.request("GET", "/_local/events?last=500")
         assert response.status == 200, response.body
         mine = [event for event in response.json() if event["detail"].get("lead_id") == lead_id]
+        mine.sort(key=lambda event: event["detail"]["occurred_at"])  # the bus does not promise order
         if until <= {event["detail-type"] for event in mine} or time.monotonic() > deadline:
             return mine
         time.sleep(0.3)

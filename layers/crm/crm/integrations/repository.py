@@ -143,12 +143,14 @@ class WebhookRepository(TableRepository):
             raise translate(exc) from exc
         return True
 
-    def _set_failing(self, subscription_id: str, expression: str, values: dict[str, Any]) -> None:
+    def _set_failing(
+        self, subscription_id: str, expression: str, values: dict[str, Any], condition: str = ""
+    ) -> None:
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": marshal(subscription_key(subscription_id)),
             "UpdateExpression": expression,
-            "ConditionExpression": "attribute_exists(PK)",
+            "ConditionExpression": "attribute_exists(PK)" + (f" AND ({condition})" if condition else ""),
             "ExpressionAttributeNames": {"#data": "data", "#since": "failing_since"},
         }
         if values:
@@ -157,14 +159,16 @@ class WebhookRepository(TableRepository):
             self.client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                return  # deleted meanwhile
+                return  # deleted meanwhile, or (marking failing) failing since earlier already
             raise translate(exc) from exc
 
     def mark_failing(self, subscription_id: str, since: datetime) -> None:
+        # The stored subscription holds failing_since as null while deliveries succeed: set it only then.
         self._set_failing(
             subscription_id,
-            "SET #data.#since = if_not_exists(#data.#since, :since)",
-            {":since": clock.isoformat(since)},
+            "SET #data.#since = :since",
+            {":since": clock.isoformat(since), ":null": "NULL"},
+            "attribute_not_exists(#data.#since) OR attribute_type(#data.#since, :null)",
         )
 
     def mark_succeeding(self, subscription_id: str) -> None:
