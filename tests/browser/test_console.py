@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from devstack.stack import LocalStack
 from tests.e2e.conftest import Client
@@ -204,3 +204,32 @@ def test_a_manager_tunes_a_rule_watches_the_rescore_reassigns_and_reads_the_funn
                 json_body={"points": 10, "version": rule["version"]},
                 headers=manager,
             )
+
+
+def test_a_failed_request_says_so_in_words_and_try_again_loads_the_page(
+    console_stack: LocalStack, new_page: Callable[..., Page]
+) -> None:
+    # Given the API answers the first list request with a 503 (as API Gateway does when a function times out)
+    page = new_page(PHONE)
+    failures = []
+
+    def first_fails(route: Route) -> None:
+        if not failures:
+            failures.append(route.request.url)
+            route.fulfill(status=503, json={"message": "Service Unavailable"})
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/leads\?"), first_fails)
+
+    # When a rep signs in
+    page.goto(console_stack.url + "/app/")
+    sign_in(page, "rep1")
+
+    # Then the page says what happened, with a button to try again, and no endless spinner
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The server had a problem answering.")
+    expect(page.get_by_text("Loading…")).to_have_count(0)
+    alert.get_by_role("button", name="Try again").click()
+    expect(page.get_by_text(re.compile(r"^\d+ leads? on this page$"))).to_be_visible()
+    assert len(failures) == 1
