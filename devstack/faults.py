@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -102,7 +103,13 @@ def _throttling_response(service: str, content_type: str) -> tuple[int, dict[str
 class FaultProxy:
     """An HTTP proxy to moto that throttles what the switch says."""
 
-    def __init__(self, target_url: str, switch: FaultSwitch) -> None:
+    def __init__(
+        self,
+        target_url: str,
+        switch: FaultSwitch,
+        observe: Callable[[str, int, bytes], None] | None = None,
+    ) -> None:
+        """`observe(service, status, payload)` sees every answer moto gave (the outbox stamps sent mail)."""
         target = urllib.parse.urlsplit(target_url)
         self.target_host = target.hostname or "127.0.0.1"
         self.target_port = target.port or 80
@@ -126,6 +133,8 @@ class FaultProxy:
                     )
                 else:
                     status, headers, payload = proxy.forward(self.command, self.path, self.headers, body)
+                    if observe is not None:
+                        observe(service, status, payload)
                 self.send_response(status)
                 for name, value in headers.items():
                     if name.lower() not in _HOP_BY_HOP:

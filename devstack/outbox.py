@@ -5,21 +5,41 @@ from __future__ import annotations
 import email
 import email.policy
 import html
+import re
+from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
 _HTML_HINTS = ("<html", "<body", "<p", "<div", "<br", "<table", "<a ", "<h1", "<h2", "<span", "<strong")
 
 
-def sent_messages(model_data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every sent message as {id, from, to, cc, bcc, subject, html, text, headers}, newest first (`headers`:
-    a raw MIME message's own headers, e.g. List-Unsubscribe; empty for the other kinds)."""
+def sent_messages(
+    model_data: dict[str, Any], sent_at: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every sent message as {id, sent_at, from, to, cc, bcc, subject, html, text, headers}, newest first
+    across every kind (`sent_at`: when SES accepted it, by the stack's clock, as the stack saw it pass;
+    `headers`: a raw MIME message's own headers, e.g. List-Unsubscribe; empty for the other kinds)."""
     ses = model_data.get("ses", {})
     messages = [_simple(m) for m in ses.get("Message", [])]
     messages += [_raw(m) for m in ses.get("RawMessage", [])]
     messages += [_templated(m) for m in ses.get("TemplateMessage", [])]
-    messages.reverse()
+    stamps = sent_at or {}
+    for position, message in enumerate(messages):
+        message["sent_at"] = stamps.get(str(message.get("id")))
+        message["_position"] = position
+    # Newest first by time; mail the stack did not see pass (none in practice) last, newest of it first.
+    messages.sort(key=lambda m: (m["sent_at"] is not None, m["sent_at"] or "", m["_position"]), reverse=True)
+    for message in messages:
+        del message["_position"]
     return messages
+
+
+_MESSAGE_ID = re.compile(rb"<MessageId>([^<]+)</MessageId>|\"MessageId\"\s*:\s*\"([^\"]+)\"")
+
+
+def message_ids(payload: bytes) -> list[str]:
+    """The message ids in an SES answer (v2 JSON or v1 XML): what was just sent."""
+    return [(a or b).decode() for a, b in _MESSAGE_ID.findall(payload)]
 
 
 def _looks_like_html(body: str) -> bool:
@@ -91,7 +111,8 @@ def render_html(messages: list[dict[str, Any]]) -> str:
         rows.append(
             "<article>"
             f"<h2>{html.escape(str(m.get('subject') or '(no subject)'))}</h2>"
-            f"<p><b>From</b> {html.escape(str(m.get('from')))} &nbsp; <b>To</b> "
+            f"<p><b>Sent</b> {html.escape(str(m.get('sent_at') or 'unknown'))} &nbsp; "
+            f"<b>From</b> {html.escape(str(m.get('from')))} &nbsp; <b>To</b> "
             f"{html.escape(', '.join(m.get('to') or []))}"
             + (f" &nbsp; <b>Cc</b> {html.escape(', '.join(m['cc']))}" if m.get("cc") else "")
             + f"</p>{body}</article>"

@@ -82,6 +82,7 @@ class LocalStack:
         self.data = _data(data_dir)
         self.template_path = template_path
         self.parameter_overrides = dict(parameter_overrides or {})
+        self._sent_at: dict[str, str] = {}  # SES message id -> when it was sent, by the stack's clock
         self.workers_per_function = workers_per_function
         self.prewarm = prewarm
         self.log = log
@@ -138,7 +139,7 @@ class LocalStack:
         self.template = template
         self.clients = self._clients()
         # The functions reach SQS and SES through the fault switch's proxy (POST /_local/faults).
-        self.fault_proxy = FaultProxy(self.moto.endpoint_url, self.faults).start()
+        self.fault_proxy = FaultProxy(self.moto.endpoint_url, self.faults, self._observe_aws).start()
         provision(self.clients, template, self.seed)
         # Demo users and default assignment rules, by the application's seeding entry point
         # (crm.tools.seeding).
@@ -332,8 +333,15 @@ class LocalStack:
         return [vars(result) for result in self.schedules.run_now(name, event)]
 
     def outbox(self) -> list[dict[str, Any]]:
+        """Every email sent, newest first across all kinds, each with `sent_at` (the stack's clock)."""
         assert self.moto is not None
-        return outbox.sent_messages(self.moto.model_data())
+        return outbox.sent_messages(self.moto.model_data(), self._sent_at)
+
+    def _observe_aws(self, service: str, status: int, payload: bytes) -> None:
+        """Stamp each email SES accepted with the stack's clock, by its message id."""
+        if service == "ses" and status == 200:
+            for message_id in outbox.message_ids(payload):
+                self._sent_at.setdefault(message_id, self.clock.now().isoformat())
 
     def redrive(self, queue: str | None = None) -> dict[str, int]:
         """Move dead-lettered messages back to their source queues; returns {source queue: count}."""
