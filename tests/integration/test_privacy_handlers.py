@@ -99,3 +99,9 @@ def test_an_unknown_email_exports_empty_and_an_unknown_job_is_404(privacy_aws: A
     assert missing["statusCode"] == 404
     bad = invoke("PrivacyFunction", event("export_personal_data.json", queryStringParameters={"email": "x"}))
     assert bad["statusCode"] == 422 and "email" in bad["body"]
+
+
+def test_the_daily_retention_run_does_nothing_while_the_setting_is_off(privacy_aws: Any, invoke: Any) -> None:
+    sqs, url = privacy_aws
+    assert invoke("PrivacyFunction", event("privacy_retention_schedule.json")) == {"job_id": None, "leads": 0}
+    assert received(sqs, url) == []
