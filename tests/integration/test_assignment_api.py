@@ -5,6 +5,7 @@ from typing import Any
 
 from crm.leads.model import LeadStatus
 from crm.platform.auth import Role
+from crm.platform.dynamo import unmarshal
 
 from tests.assignment_support import lead_model, make_lead, make_user
 from tests.integration.assignment_env import AssignmentAws, assignment_aws_fixture  # noqa: F401
@@ -282,3 +283,52 @@ def test_the_unassigned_queue_lists_waiting_leads_newest_first_for_managers(
         status, refused = call(invoke, "GET", f"/leads/unassigned?cursor={garbage}")[:2]
         assert (status, fields(refused)) == (400, {"cursor"})  # the same 400 as on every list
     assert fields(call(invoke, "GET", "/leads/unassigned?include_nurture=maybe")[1]) == {"include_nurture"}
+
+
+def audit_trail(assignment_aws: AssignmentAws, subject: str) -> list[dict[str, Any]]:
+    """The stored audit entries of a set, oldest first."""
+    response = assignment_aws.dynamodb.query(
+        TableName=assignment_aws.table,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"AUDIT#{subject}"}},
+    )
+    return [unmarshal(item) for item in response["Items"]]
+
+
+def test_assignment_rule_changes_record_who_made_them(assignment_aws: AssignmentAws, invoke: Any) -> None:
+    created = call(
+        invoke,
+        "POST",
+        "/assignment-rules",
+        {"name": "EMEA", "priority": 1, "target_team": "emea"},
+        claims=MANAGER,
+    )
+    rule = created[1]
+    patched = call(
+        invoke,
+        "PATCH",
+        f"/assignment-rules/{rule['id']}",
+        {"priority": 3},
+        claims=ADMIN,
+        headers={"If-Match": '"1"'},
+    )
+    stale = call(
+        invoke,
+        "PATCH",
+        f"/assignment-rules/{rule['id']}",
+        {"priority": 4},
+        claims=ADMIN,
+        headers={"If-Match": '"1"'},
+    )
+    deleted = call(invoke, "DELETE", f"/assignment-rules/{rule['id']}", claims=MANAGER)
+
+    assert (created[0], created[1]["updated_by"]) == (201, f"user:{MANAGER['sub']}")
+    assert (patched[0], patched[1]["updated_by"]) == (200, f"user:{ADMIN['sub']}")
+    assert (stale[0], deleted[0]) == (409, 204)
+    trail = audit_trail(assignment_aws, "assignment_rules")
+    assert [(e["action"], e["actor"], e["record_id"]) for e in trail] == [
+        ("created", f"user:{MANAGER['sub']}", rule["id"]),
+        ("updated", f"user:{ADMIN['sub']}", rule["id"]),
+        ("deleted", f"user:{MANAGER['sub']}", rule["id"]),
+    ]
+    assert trail[1]["changes"]["priority"] == {"old": 1, "new": 3}  # the stale edit wrote nothing

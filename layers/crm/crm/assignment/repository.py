@@ -27,6 +27,7 @@ from crm.leads.index import list_index_attributes
 from crm.leads.model import Activity, Lead, LeadStatus
 from crm.leads.repository import ActivityItem, LeadItem, lead_key, shard_of
 from crm.platform import clock
+from crm.platform.audit import AuditEntry, audit_put
 from crm.platform.dynamo import (
     TableRepository,
     cancellation_codes,
@@ -186,8 +187,11 @@ class AssignmentRepository(TableRepository):
         item = self._get_item(rule_key(rule_id))
         return _rule_from(item) if item else None
 
-    def put_rule(self, rule: AssignmentRule, expected_version: int | None) -> AssignmentRule:
-        """Create (`expected_version=None`: only if new) or replace a rule at `expected_version`."""
+    def put_rule(
+        self, rule: AssignmentRule, expected_version: int | None, audit: AuditEntry | None = None
+    ) -> AssignmentRule:
+        """Create (`expected_version=None`: only if new) or replace a rule at `expected_version`, with its
+        audit entry in the same transaction."""
         stored = (
             rule if expected_version is None else rule.model_copy(update={"version": expected_version + 1})
         )
@@ -202,24 +206,33 @@ class AssignmentRepository(TableRepository):
             ),
         }
         try:
-            self.client.put_item(**versioned(put, expected_version))
+            if audit is None:
+                self.client.put_item(**versioned(put, expected_version))
+            else:
+                items = [{"Put": versioned(put, expected_version)}, audit_put(self.table_name, audit)]
+                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if _rule_condition_failed(exc):
                 if expected_version is None:
                     raise Conflict(f"An assignment rule with id {rule.id} already exists") from exc
                 raise VersionConflict("The rule was changed by someone else") from exc
             raise translate(exc) from exc
         return stored
 
-    def delete_rule(self, rule_id: str) -> None:
+    def delete_rule(self, rule_id: str, audit: AuditEntry | None = None) -> None:
+        delete = {
+            "TableName": self.table_name,
+            "Key": marshal(rule_key(rule_id)),
+            "ConditionExpression": "attribute_exists(PK)",
+        }
         try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=marshal(rule_key(rule_id)),
-                ConditionExpression="attribute_exists(PK)",
-            )
+            if audit is None:
+                self.client.delete_item(**delete)  # type: ignore[arg-type]
+            else:
+                items = [{"Delete": delete}, audit_put(self.table_name, audit)]
+                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if _rule_condition_failed(exc):
                 raise NotFound(f"No assignment rule with id {rule_id}") from exc
             raise translate(exc) from exc
 
@@ -772,6 +785,15 @@ class AssignmentRepository(TableRepository):
                 raise RetryableError("Another writer touched the same items; try again") from exc
             raise translate(exc) from exc
         return True
+
+
+def _rule_condition_failed(exc: ClientError) -> bool:
+    """The rule's own condition failed: alone, or as the first item of its transaction."""
+    if error_code(exc) == "ConditionalCheckFailedException":
+        return True
+    return error_code(exc) == "TransactionCanceledException" and cancellation_codes(exc)[:1] == [
+        "ConditionalCheckFailed"
+    ]
 
 
 def _rule_from(item: dict[str, Any]) -> AssignmentRule:

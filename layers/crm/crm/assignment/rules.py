@@ -52,6 +52,7 @@ class AssignmentRule(AssignmentRuleDefinition):
     id: str = Field(min_length=1)
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = None  # who made the last change (`user:<sub>`); None for seeded rules
     version: int = 1
 
     def definition(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class AssignmentRuleResponse(BaseModel):
     active: bool
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = Field(default=None, description="Who made the last change (`user:<sub>`)")
     version: int
 
     @classmethod
