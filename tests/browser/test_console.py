@@ -144,6 +144,30 @@ def test_the_link_in_the_assignment_email_opens_the_leads_page_after_sign_in(
     expect(page.get_by_role("heading", name=f"Grace {lead['last_name']}")).to_be_visible()
     expect(page).to_have_url(link.group(1))
 
+    # When someone else changes the lead's phone while the page is open, and the rep then saves a new title
+    mine = bearer(console_stack, user=rep.username)
+    current = api.request("GET", f"/leads/{lead['id']}", headers=mine).json()
+    changed = api.request(
+        "PATCH",
+        f"/leads/{lead['id']}",
+        json_body={"phone": "+44 20 7946 0001", "version": current["version"]},
+        headers=mine,
+    )
+    assert changed.status == 200, changed.body
+    page.get_by_label("Job title").fill("VP Engineering")
+    page.get_by_role("button", name="Save details").click()
+
+    # Then the page says their edit was not saved, who changed what, and offers to reload
+    stale = page.get_by_role("alert")
+    expect(stale).to_contain_text("Someone changed this lead after you opened it")
+    expect(stale).to_contain_text("+44 20 7946 0001")
+    expect(stale).to_contain_text(rep.name)
+    stale.get_by_role("button", name="Reload the lead").click()
+    expect(page.get_by_label("Phone")).to_have_value("+44 20 7946 0001")
+    page.get_by_label("Job title").fill("VP Engineering")
+    page.get_by_role("button", name="Save details").click()
+    expect(page.locator("dd").filter(has_text="VP Engineering")).to_be_visible()
+
 
 def test_a_manager_tunes_a_rule_watches_the_rescore_reassigns_and_reads_the_funnel(
     api: Client, console_stack: LocalStack, new_page: Callable[..., Page]

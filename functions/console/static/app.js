@@ -526,12 +526,76 @@ async function leadPage(id) {
         ["Captured", when(lead.created_at)], ["Do not email", lead.do_not_email ? "yes" : "no"],
       ].flatMap(([term, value]) => [h("dt", { text: term }), h("dd", { text: value === null || value === undefined || value === "" ? "—" : value })])),
     conversionLinks(lead),
+    lead.converted ? null : editForm(lead, etag),
     h("div", { class: "cards" },
       scoreCard(lead),
       lead.converted ? null : qualifyCard(lead),
       lead.converted ? null : convertCard(lead),
       isManager() && !lead.converted ? assignCard(lead, etag) : null),
     timelineCard(lead)].filter(Boolean));
+}
+
+/* The person's details, saved with the version read (If-Match); a stale save says who changed what. */
+function editForm(lead, etag) {
+  const form = h("form", { "aria-labelledby": "edit-title" },
+    h("div", { class: "filters" },
+      field("Phone", h("input", { name: "phone", type: "tel", value: lead.phone || "", autocomplete: "off" })),
+      field("Company", h("input", { name: "company", type: "text", value: lead.company || "", autocomplete: "off" })),
+      field("Job title", h("input", { name: "title", type: "text", value: lead.title || "", autocomplete: "off" })),
+      h("div", {}, h("button", { type: "submit" }, "Save details"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = {};
+    for (const name of ["phone", "company", "title"]) {
+      const value = String(data.get(name) || "").trim();
+      if (value !== (lead[name] || "")) body[name] = value || null;
+    }
+    if (!Object.keys(body).length) return;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    showFieldErrors(form, null);
+    try {
+      await api("PATCH", `/leads/${encodeURIComponent(lead.id)}`, { body, headers: { "If-Match": etag } });
+      announce("Details saved");
+      await leadPage(lead.id);
+    } catch (error) {
+      if (error.kind === "http" && error.status === 409 && error.body.current_version !== undefined) {
+        await staleEdit(form, lead);
+      } else if (error.kind === "http" && error.status < 500 && error.status !== 429) {
+        showFieldErrors(form, error);
+      } else {
+        const box = errorBox(error, () => { box.remove(); form.requestSubmit(); });
+        box.classList.add("form-error");
+        form.append(box);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("section", { "aria-labelledby": "edit-title" }, h("h2", { id: "edit-title", text: "Details" }), form);
+}
+
+async function staleEdit(form, lead) {
+  let latest = "";
+  try {
+    const { data } = await api("GET", `/leads/${encodeURIComponent(lead.id)}`);
+    const seen = new Set((lead.activities || []).map((a) => a.id));
+    const changes = (data.activities || []).filter((a) => !seen.has(a.id));
+    latest = changes.map((a) => {
+      const who = userName(String(a.created_by).replace(/^user:/, ""));
+      const fields = Object.entries((a.data && a.data.changes) || {})
+        .map(([name, change]) => `${name.replace(/_/g, " ")} ${change.old ?? "(empty)"} → ${change.new ?? "(empty)"}`);
+      return `${who}: ${fields.length ? fields.join(", ") : a.description}`;
+    }).join("; ");
+  } catch {
+    latest = "";
+  }
+  const box = h("div", { class: "alert form-error", role: "alert" },
+    h("p", { text: "Someone changed this lead after you opened it; your change was not saved." }),
+    latest ? h("p", { text: `Their change: ${latest}` }) : null,
+    h("button", { type: "button", class: "secondary", onclick: () => leadPage(lead.id) }, "Reload the lead"));
+  form.append(box);
 }
 
 function conversionLinks(lead) {
