@@ -22,7 +22,7 @@ from crm.nurture.sequences import (
     enroll,
 )
 from crm.platform import clock
-from crm.platform.dynamo import marshal
+from crm.platform.dynamo import marshal, unmarshal
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import RawMessage, ses_backends
 
@@ -621,3 +621,27 @@ def test_the_admin_sees_do_not_email_on_the_lead(nurture_aws: AssignmentAws, inv
     assert (
         body["marketing_consent"]["given"] is False and body["marketing_consent"]["channel"] == "unsubscribe"
     )
+
+
+def test_sequence_changes_record_who_made_them(nurture_aws: AssignmentAws, invoke: Any) -> None:
+    nurture_repository(nurture_aws).put_sequence(default_nurture_sequence(clock.now(), "dev"), None)
+    manager = "user:5f0b7c1e-0a11-4d2b-9a01-000000000002"  # the sample events' caller
+
+    changed = invoke("NurtureApiFunction", event("update_nurture_sequence.json"))
+    stale = invoke("NurtureApiFunction", event("delete_nurture_sequence.json", headers={"If-Match": '"1"'}))
+    deleted = invoke("NurtureApiFunction", event("delete_nurture_sequence.json", headers={"If-Match": '"2"'}))
+
+    assert changed["statusCode"] == 200 and response_json(changed)["updated_by"] == manager
+    assert stale["statusCode"] == 409 and response_json(stale)["current_version"] == 2
+    assert deleted["statusCode"] == 204
+    trail = nurture_aws.dynamodb.query(
+        TableName=nurture_aws.table,
+        KeyConditionExpression="PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": "AUDIT#nurture_sequences"}},
+    )["Items"]
+    entries = [unmarshal(item) for item in trail]
+    assert [(e["action"], e["actor"], e["record_id"]) for e in entries] == [
+        ("updated", manager, "seed-default-nurture"),
+        ("deleted", manager, "seed-default-nurture"),
+    ]
+    assert entries[0]["changes"]["active"] == {"old": True, "new": False}

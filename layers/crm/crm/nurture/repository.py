@@ -27,6 +27,7 @@ from crm.leads.repository import ActivityItem, lead_key, shard_of
 from crm.notifications.repository import DeliveryKey
 from crm.nurture.sequences import EnrollmentState, NurtureEnrollment, NurtureSequence
 from crm.platform import clock
+from crm.platform.audit import AuditEntry, audit_put
 from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal, versioned
 from crm.platform.errors import Conflict, NotFound, RetryableError, VersionConflict
 
@@ -97,6 +98,18 @@ class SendCheck:
     enrollment_id: str
 
 
+def _sequence_condition_failed(exc: ClientError) -> bool:
+    """The sequence's own condition failed: alone, or as the first item of its transaction."""
+    if error_code(exc) == "ConditionalCheckFailedException":
+        return True
+    reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+    return (
+        error_code(exc) == "TransactionCanceledException"
+        and bool(reasons)
+        and (reasons[0].get("Code") == "ConditionalCheckFailed")
+    )
+
+
 def _sequence_from(item: dict[str, Any]) -> NurtureSequence:
     return NurtureSequence.model_validate(
         {key: value for key, value in item.items() if key not in ("PK", "SK", "entity")}
@@ -128,8 +141,11 @@ class NurtureRepository(TableRepository):
         item = self._get_item(sequence_key(sequence_id))
         return _sequence_from(item) if item else None
 
-    def put_sequence(self, sequence: NurtureSequence, expected_version: int | None) -> NurtureSequence:
-        """Create (`expected_version=None`: only if new) or replace a sequence at `expected_version`."""
+    def put_sequence(
+        self, sequence: NurtureSequence, expected_version: int | None, audit: AuditEntry | None = None
+    ) -> NurtureSequence:
+        """Create (`expected_version=None`: only if new) or replace a sequence at `expected_version`, with
+        its audit entry in the same transaction."""
         stored = (
             sequence
             if expected_version is None
@@ -151,16 +167,22 @@ class NurtureRepository(TableRepository):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
-            self.client.put_item(**versioned(put, expected_version))
+            if audit is None:
+                self.client.put_item(**versioned(put, expected_version))
+            else:
+                items = [{"Put": versioned(put, expected_version)}, audit_put(self.table_name, audit)]
+                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if _sequence_condition_failed(exc):
                 if expected_version is None:
                     raise Conflict(f"A nurture sequence with id {sequence.id} already exists") from exc
                 raise self._sequence_conflict(exc, sequence.id) from exc
             raise translate(exc) from exc
         return stored
 
-    def delete_sequence(self, sequence_id: str, expected_version: int | None) -> None:
+    def delete_sequence(
+        self, sequence_id: str, expected_version: int | None, audit: AuditEntry | None = None
+    ) -> None:
         condition = "attribute_exists(PK)"
         extra: dict[str, Any] = {}
         if expected_version is not None:
@@ -169,22 +191,28 @@ class NurtureRepository(TableRepository):
                 "ExpressionAttributeNames": {"#version": "version"},
                 "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
             }
+        delete: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": marshal(sequence_key(sequence_id)),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **extra,
+        }
         try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=marshal(sequence_key(sequence_id)),
-                ConditionExpression=condition,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **extra,
-            )
+            if audit is None:
+                self.client.delete_item(**delete)
+            else:
+                items = [{"Delete": delete}, audit_put(self.table_name, audit)]
+                self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+            if _sequence_condition_failed(exc):
                 raise self._sequence_conflict(exc, sequence_id) from exc
             raise translate(exc) from exc
 
     @staticmethod
     def _sequence_conflict(exc: ClientError, sequence_id: str) -> Exception:
-        raw: Any = exc.response.get("Item")
+        reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
+        raw: Any = exc.response.get("Item") or (reasons[0].get("Item") if reasons else None)
         if not raw:
             return NotFound(f"No nurture sequence with id {sequence_id}")
         current = unmarshal(raw).get("version")

@@ -67,6 +67,7 @@ class NurtureSequence(NurtureSequenceDefinition):
     id: str = Field(min_length=1)
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = None  # who made the last change (`user:<sub>`); None for the seeded default
     version: int = 1
 
     def definition(self) -> dict[str, Any]:

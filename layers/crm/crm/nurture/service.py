@@ -40,6 +40,7 @@ from crm.nurture.sequences import (
     stop_reason,
 )
 from crm.platform import clock
+from crm.platform.audit import audit_entry
 from crm.platform.auth import Principal, Role
 from crm.platform.errors import FieldProblem, InvalidInput, NotFound, RetryableError, VersionConflict
 from crm.platform.http import problems_from_pydantic
@@ -49,6 +50,7 @@ from crm.platform.scheduler import DueWork
 
 NURTURER = "system:nurture"
 SEQUENCE_EDITORS = (Role.MANAGER, Role.ADMIN)
+SEQUENCE_AUDIT = "nurture_sequences"
 MAX_ATTEMPTS = 5
 
 
@@ -94,9 +96,21 @@ class NurtureSequenceService:
         self._check_templates(definition)
         now = self.now()
         sequence = NurtureSequence(
-            id=str(uuid.uuid4()), created_at=now, updated_at=now, **definition.model_dump()
+            id=str(uuid.uuid4()),
+            created_at=now,
+            updated_at=now,
+            updated_by=by.actor,
+            **definition.model_dump(),
         )
-        stored = self.nurture.put_sequence(sequence, expected_version=None)
+        audit = audit_entry(
+            SEQUENCE_AUDIT,
+            sequence.id,
+            "created",
+            actor=by.actor,
+            at=now,
+            new=sequence.model_dump(mode="json"),
+        )
+        stored = self.nurture.put_sequence(sequence, expected_version=None, audit=audit)
         logger.info("Nurture sequence created", extra={"sequence_id": stored.id, "by": by.subject})
         return stored
 
@@ -112,16 +126,27 @@ class NurtureSequenceService:
         except ValidationError as exc:
             raise invalid_sequence(exc) from None
         self._check_templates(definition)
+        now = self.now()
         changed = NurtureSequence.model_validate(
-            {**current.model_dump(), **definition.model_dump(), "updated_at": self.now()}
+            {**current.model_dump(), **definition.model_dump(), "updated_at": now, "updated_by": by.actor}
         )
-        stored = self.nurture.put_sequence(changed, expected_version=version)
+        audit = audit_entry(
+            SEQUENCE_AUDIT,
+            sequence_id,
+            "updated",
+            actor=by.actor,
+            at=now,
+            old=current.model_dump(mode="json", include={*current.definition(), "updated_by"}),
+            new=changed.model_dump(mode="json", include={*changed.definition(), "updated_by"}),
+        )
+        stored = self.nurture.put_sequence(changed, expected_version=version, audit=audit)
         logger.info("Nurture sequence changed", extra={"sequence_id": stored.id, "by": by.subject})
         return stored
 
     def delete(self, sequence_id: str, version: int | None, by: Principal) -> None:
         require_role(by, *SEQUENCE_EDITORS)
-        self.nurture.delete_sequence(sequence_id, version)
+        audit = audit_entry(SEQUENCE_AUDIT, sequence_id, "deleted", actor=by.actor, at=self.now())
+        self.nurture.delete_sequence(sequence_id, version, audit=audit)
         logger.info("Nurture sequence deleted", extra={"sequence_id": sequence_id, "by": by.subject})
 
     def _check_templates(self, definition: NurtureSequenceDefinition) -> None:

@@ -48,6 +48,7 @@ class NurtureSequenceResponse(BaseModel):
     steps: list[NurtureStep]
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = Field(default=None, description="Who made the last change (`user:<sub>`)")
     version: int
 
     @classmethod
