@@ -67,3 +67,53 @@ def test_an_admin_manages_subscriptions_and_others_are_refused(
     assert status == 422 and body["fields"][0]["field"] == "url"
     assert call(invoke, "DELETE", f"/webhook-subscriptions/{created['id']}")[0] == 204
     assert call(invoke, "DELETE", f"/webhook-subscriptions/{created['id']}")[0] == 404
+
+
+def test_a_bus_event_is_fanned_out_and_delivered_signed_from_the_sample_events(
+    webhooks_aws: dict[str, Any], invoke: Any
+) -> None:
+    import hashlib
+    import hmac
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # Given a subscription (the sample request, pointed at a receiver on this machine)
+        request = event("create_webhook_subscription.json")
+        body = json.loads(request["body"])
+        request["body"] = json.dumps({**body, "url": f"http://127.0.0.1:{server.server_address[1]}/hook"})
+        created = invoke("WebhooksApiFunction", request)
+        assert created["statusCode"] == 201, created["body"]
+        secret = response_json(created)["secret"]
+
+        # When the bus's rule delivers lead.converted, and then the queued delivery is processed
+        assert invoke("WebhooksFunction", event("webhook_lead_event.json")) == {"deliveries": 1}
+        [message] = webhooks_aws["sqs"].receive_message(QueueUrl=webhooks_aws["queue"]).get("Messages", [])
+        batch = event("rescore_page.json")
+        batch["Records"] = [{**batch["Records"][0], "body": message["Body"]}]
+        assert invoke("WebhooksFunction", batch) == {"batchItemFailures": []}
+    finally:
+        server.shutdown()
+
+    # Then the receiver got it once, signed with the subscription's secret
+    [(headers, raw)] = received
+    parts = dict(part.split("=", 1) for part in headers["X-Signature"].split(","))
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256).hexdigest()
+    assert parts["v1"] == expected
+    delivered = json.loads(raw)
+    assert (delivered["detail-type"], delivered["detail"]["deal_id"]) == ("lead.converted", "D-1")
+    assert headers["X-Event-Id"] == delivered["detail"]["id"]
+    assert set(delivered) == {"source", "detail-type", "detail"}
