@@ -260,13 +260,24 @@ class Probe:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def lines(self, start: int) -> list[dict[str, Any]]:
+        """One line per finished invocation (the probe also writes one when an invocation starts)."""
+        return [line for line in self._read(start) if "function" in line]
+
+    def running(self) -> int:
+        lines = self._read(0)
+        return sum("started" in line for line in lines) - sum("function" in line for line in lines)
+
+    def _read(self, start: int) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
         with self.path.open("rb") as source:
             source.seek(start)
             return [json.loads(line) for line in source.read().splitlines() if line.strip()]
 
 
 def settle(stack: LocalStack, probe: Probe, quiet: float = QUIET_SECONDS, limit: float = 3600) -> None:
-    """Wait until no function has run for `quiet` seconds and every queue is empty (the pumps drained)."""
+    """Wait until no invocation is running, none started for `quiet` seconds (the stream pumps' batching
+    windows are shorter) and every queue is empty."""
     assert stack.template is not None
     deadline = time.monotonic() + limit
     size, since = probe.size(), time.monotonic()
@@ -276,7 +287,10 @@ def settle(stack: LocalStack, probe: Probe, quiet: float = QUIET_SECONDS, limit:
         if now_size != size:
             size, since = now_size, time.monotonic()
             continue
-        if time.monotonic() - since >= quiet and not _queued(stack):
+        quiet_for = time.monotonic() - since
+        # An invocation that never reports (killed at its timeout) stops counting as running after 2 minutes.
+        running = probe.running() and quiet_for < 120
+        if quiet_for >= quiet and not running and not _queued(stack):
             return
     raise TimeoutError("the local stack did not settle")
 
@@ -470,7 +484,13 @@ def print_bill(bill: Bill, lower_bound: Decimal, title: str) -> None:
 def run(count: int, data_dir: Path) -> tuple[Bill, Decimal, float]:
     probe_file = data_dir / "probe.jsonl"
     probe = Probe(probe_file)
-    stack = CostStack(probe_file, port=0, data_dir=data_dir / "stack", log=lambda _line: None)
+    errors: list[str] = []
+    stack = CostStack(
+        probe_file,
+        port=0,
+        data_dir=data_dir / "stack",
+        log=lambda line: errors.append(line) if "[ERROR]" in line or "Task timed out" in line else None,
+    )
     with stack:
         driver = Driver(stack)
         warm = plan(8, seed=1)
@@ -493,6 +513,8 @@ def run(count: int, data_dir: Path) -> tuple[Bill, Decimal, float]:
         elapsed = time.monotonic() - started
         if driver.failures:
             print(f"  unexpected answers: {dict(driver.failures)}")
+        if errors:
+            print(f"  {len(errors)} function error(s) logged, the first: {errors[0][:300]}")
         bill = Bill.of(probe.lines(start), count)
         units = lower_bound_units(stack, next(lead.id for lead in leads if lead.id))
     lower = Decimal(str(units)) * prices.DYNAMODB_PER_MILLION_WRITE_UNITS / Decimal(1_000_000) * 1000
