@@ -154,7 +154,7 @@ LEADS ?= 1000
 bench-cost: install ## What a lead costs: capacity, invocations, requests and $ per 1,000 leads (LEADS=1000)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.cost --leads $(LEADS)
 
-redrive: $(STAMP) ## Move dead-lettered messages back to their source queue
+redrive: $(STAMP) ## Move dead-lettered messages back to their source queue; replay failed stream batches
 	$(BIN)/python -m devstack redrive
 
 clean:
