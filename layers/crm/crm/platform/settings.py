@@ -84,8 +84,9 @@ class Settings(BaseModel):
     inactive_lead_retention_days: int = Field(default=0, ge=0, le=36500)
     # Domain events (crm.integrations.publisher): the custom bus LeadEventsFunction publishes to; empty: none.
     event_bus_name: str = ""
-    # Outbound webhooks (crm.integrations.webhooks): the delivery queue, its dead-letter queue, the first retry's
-    # delay (doubling per attempt), and whether http://127.0.0.1 URLs are allowed (only the local stack sets it).
+    # Outbound webhooks (crm.integrations.webhooks): the delivery queue, its dead-letter queue, the first
+    # retry's delay (doubling per attempt), and whether http://127.0.0.1 URLs are allowed (only the local
+    # stack sets it).
     webhook_queue_url: str = ""
     webhook_dead_letter_queue_url: str = ""
     webhook_retry_base_seconds: float = Field(default=30, ge=0, le=900)
