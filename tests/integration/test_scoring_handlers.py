@@ -9,10 +9,12 @@ from typing import Any
 import boto3
 import pytest
 from crm.platform import clock
+from crm.platform.dynamo import unmarshal
 
 from devstack.provision import create_queues
 from devstack.template import LOCAL_ACCOUNT_ID, Template
 from tests.integration.scoring_helpers import (
+    USERS,
     activities_of,
     api,
     capture,
@@ -510,3 +512,31 @@ def test_events_for_unknown_or_read_only_leads_are_refused(invoke: Any, stack: d
     assert unknown[0] == 404
     assert read_only[0] == 403  # an unassigned lead is read-only for reps
     assert activities_of(stack["dynamodb"], stack["table"], lead_id, "demo_requested") == []
+
+
+def test_scoring_rule_changes_record_who_made_them(invoke: Any, stack: dict) -> None:
+    changed = api(invoke, "update_scoring_rule.json")  # seed-industry: points 10 -> 12, by the manager
+    deleted = api(
+        invoke,
+        "update_scoring_rule.json",
+        user="admin",
+        method="DELETE",
+        body={},
+        headers={"If-Match": '"2"'},
+    )
+
+    assert changed[0] == 200 and changed[1]["rule"]["updated_by"] == f"user:{USERS['manager']}"
+    assert deleted[0] == 200, deleted[1]
+    trail = [
+        unmarshal(item)
+        for item in stack["dynamodb"].query(
+            TableName=stack["table"],
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": "AUDIT#scoring_rules"}},
+        )["Items"]
+    ]
+    assert [(e["action"], e["actor"], e["record_id"]) for e in trail] == [
+        ("updated", f"user:{USERS['manager']}", "seed-industry"),
+        ("deleted", f"user:{USERS['admin']}", "seed-industry"),
+    ]
+    assert trail[0]["changes"]["points"] == {"old": 10, "new": 12}

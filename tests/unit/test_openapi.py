@@ -71,9 +71,11 @@ def test_task_lists_describe_their_query_parameters() -> None:
 
     query = {p["name"]: p for p in listing["parameters"] if p["in"] == "query"}
 
-    assert set(query) == {"owner", "due_before", "limit", "cursor"}
+    assert set(query) == {"owner", "state", "due_before", "limit", "cursor"}
     assert not any(p["required"] for p in query.values())
     assert query["limit"]["schema"]["maximum"] == 200 and query["owner"]["schema"]["default"] == "me"
+    assert query["state"]["schema"]["enum"] == ["open", "done", "cancelled", "all"]
+    assert query["state"]["schema"]["default"] == "open"
     assert all(p.get("description") for p in query.values())
 
 

@@ -100,7 +100,7 @@ def get_rule(principal: Principal, rule_id: str) -> Response[str]:
 def create_rule(event: dict[str, Any], principal: Principal) -> Response[str]:
     require_role(principal, *_RULE_EDITORS)
     definition = model_from(ScoringRuleInput, _body(event))
-    rule, revision = bootstrap.rule_service().create(definition)
+    rule, revision = bootstrap.rule_service().create(definition, actor=principal.actor)
     return _changed(rule, revision, HTTPStatus.CREATED)
 
 
@@ -110,7 +110,7 @@ def replace_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> R
     request = model_from(ScoringRuleReplaceRequest, _body(event))
     version = _version(event, request.version)
     definition = ScoringRuleInput.model_validate(request.model_dump(exclude={"version"}))
-    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version)
+    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version, actor=principal.actor)
     return _changed(rule, revision)
 
 
@@ -125,7 +125,7 @@ def patch_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> Res
     current = bootstrap.rule_service().get(rule_id)
     # The merged rule is validated as a whole: errors name the field, as on create.
     definition = model_from(ScoringRuleInput, current.model_dump(include=_DEFINITION_FIELDS) | changes)
-    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version)
+    rule, revision = bootstrap.rule_service().replace(rule_id, definition, version, actor=principal.actor)
     return _changed(rule, revision)
 
 
@@ -133,7 +133,7 @@ def delete_rule(event: dict[str, Any], principal: Principal, rule_id: str) -> Re
     require_role(principal, *_RULE_EDITORS)
     # Optional on delete: with If-Match, only the version read is deleted.
     version = _version(event, None) if (_header(event, "If-Match") or "").strip() else None
-    rule, revision = bootstrap.rule_service().delete(_rule_id(rule_id), version)
+    rule, revision = bootstrap.rule_service().delete(_rule_id(rule_id), version, actor=principal.actor)
     body = ScoringRuleDeletedResponse(
         deleted=rule.id, revision=revision, rescore_job=RescoreJobLink.for_job(rules_job_id(revision))
     )

@@ -42,6 +42,7 @@ class StoredRule(ScoringRule):
 
     version: int = Field(default=1, ge=1)
     updated_at: UtcDatetime
+    updated_by: str | None = None  # who made the last change (`user:<sub>`); None for the seeded defaults
 
 
 @dataclass(frozen=True)

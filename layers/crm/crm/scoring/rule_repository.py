@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm.platform import clock
+from crm.platform.audit import AuditEntry, audit_put
 from crm.platform.dynamo import (
     cancellation_codes,
     error_code,
@@ -209,7 +210,14 @@ class ScoringRuleRepository(ScoringStore):
         item = self._get_item(meta_key())
         return int(item["revision"]) if item else None
 
-    def save(self, rule: StoredRule, expected_version: int | None, rule_set: RuleSet, now: datetime) -> int:
+    def save(
+        self,
+        rule: StoredRule,
+        expected_version: int | None,
+        rule_set: RuleSet,
+        now: datetime,
+        audit: AuditEntry | None = None,
+    ) -> int:
         """Create (expected_version None) or replace a rule; returns the rule set's new revision.
 
         Raises VersionConflict when the rule changed since `expected_version` (or already exists),
@@ -228,9 +236,16 @@ class ScoringRuleRepository(ScoringStore):
             rule_put["ExpressionAttributeNames"] = {"#version": "version"}
             rule_put["ExpressionAttributeValues"] = {":expected": attribute_value(expected_version)}
         count_change = 1 if creating else 0
-        return self._write_with_revision({"Put": rule_put}, rule.id, rule_set, count_change, now)
+        return self._write_with_revision({"Put": rule_put}, rule.id, rule_set, count_change, now, audit)
 
-    def delete(self, rule_id: str, expected_version: int | None, rule_set: RuleSet, now: datetime) -> int:
+    def delete(
+        self,
+        rule_id: str,
+        expected_version: int | None,
+        rule_set: RuleSet,
+        now: datetime,
+        audit: AuditEntry | None = None,
+    ) -> int:
         delete: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": marshal(rule_key(rule_id)),
@@ -241,10 +256,16 @@ class ScoringRuleRepository(ScoringStore):
             delete["ConditionExpression"] += " AND #version = :expected"
             delete["ExpressionAttributeNames"] = {"#version": "version"}
             delete["ExpressionAttributeValues"] = {":expected": attribute_value(expected_version)}
-        return self._write_with_revision({"Delete": delete}, rule_id, rule_set, -1, now)
+        return self._write_with_revision({"Delete": delete}, rule_id, rule_set, -1, now, audit)
 
-    def _write_with_revision(
-        self, rule_write: dict[str, Any], rule_id: str, rule_set: RuleSet, count_change: int, now: datetime
+    def _write_with_revision(  # noqa: PLR0917 - the one writer behind save and delete
+        self,
+        rule_write: dict[str, Any],
+        rule_id: str,
+        rule_set: RuleSet,
+        count_change: int,
+        now: datetime,
+        audit: AuditEntry | None = None,
     ) -> int:
         new_revision = rule_set.revision + 1
         condition = "#revision = :read"
@@ -269,7 +290,7 @@ class ScoringRuleRepository(ScoringStore):
             }
         }
         try:
-            self._transact([rule_write, meta_update])
+            self._transact([rule_write, meta_update, *([audit_put(self.table_name, audit)] if audit else [])])
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc) from exc

@@ -13,6 +13,7 @@ from crm.leads.model import Activity, Lead, LeadStatus
 from crm.leads.permissions import changeable_lead, visible_lead
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
+from crm.platform.audit import audit_entry
 from crm.platform.auth import Principal
 from crm.platform.dynamo import stream_image
 from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
@@ -48,6 +49,8 @@ from crm.scoring.score_repository import ScoreRepository
 
 # Bounded retries of a score write that lost an optimistic-locking race (read again, recompute, retry).
 MAX_ATTEMPTS = 12
+RULES_AUDIT = "scoring_rules"
+_STAMPS = {"created_at", "updated_at", "version"}  # not changes a person makes
 # Behavioural events may carry the time they happened; a little clock skew is tolerated.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -322,36 +325,50 @@ class RuleService:
             raise NotFound(f"No scoring rule with id {rule_id}")
         return rule
 
-    def create(self, definition: ScoringRuleInput) -> tuple[StoredRule, int]:
-        return self._save(None, definition, None)
+    def create(self, definition: ScoringRuleInput, *, actor: str | None = None) -> tuple[StoredRule, int]:
+        return self._save(None, definition, None, actor)
 
     def replace(
-        self, rule_id: str, definition: ScoringRuleInput, expected_version: int
+        self, rule_id: str, definition: ScoringRuleInput, expected_version: int, *, actor: str | None = None
     ) -> tuple[StoredRule, int]:
-        return self._save(rule_id, definition, expected_version)
+        return self._save(rule_id, definition, expected_version, actor)
 
-    def delete(self, rule_id: str, expected_version: int | None) -> tuple[StoredRule, int]:
+    def delete(
+        self, rule_id: str, expected_version: int | None, *, actor: str | None = None
+    ) -> tuple[StoredRule, int]:
         for attempt in range(MAX_ATTEMPTS):
             rule_set = self.rule_set()
             current = rule_set.find(rule_id)
             if current is None:
                 raise NotFound(f"No scoring rule with id {rule_id}")
             self._check_version(current, expected_version)
+            now = self.now()
+            audit = audit_entry(RULES_AUDIT, rule_id, "deleted", actor=actor, at=now) if actor else None
             try:
-                return current, self.rules.delete(rule_id, expected_version, rule_set, self.now())
+                return current, self.rules.delete(rule_id, expected_version, rule_set, now, audit=audit)
             except RuleSetChanged:
                 _back_off(self.sleep, attempt)
         raise RetryableError("The scoring rules are being changed by many people at once; try again")
 
     def _save(
-        self, rule_id: str | None, definition: ScoringRuleInput, expected_version: int | None
+        self,
+        rule_id: str | None,
+        definition: ScoringRuleInput,
+        expected_version: int | None,
+        actor: str | None,
     ) -> tuple[StoredRule, int]:
         for attempt in range(MAX_ATTEMPTS):
             rule_set = self.rule_set()
             now = self.now()
             if rule_id is None:
+                current = None
                 rule = StoredRule(
-                    id=new_id(), created_at=now, updated_at=now, version=1, **definition.model_dump()
+                    id=new_id(),
+                    created_at=now,
+                    updated_at=now,
+                    updated_by=actor,
+                    version=1,
+                    **definition.model_dump(),
                 )
             else:
                 current = rule_set.find(rule_id)
@@ -362,11 +379,23 @@ class RuleService:
                     id=rule_id,
                     created_at=current.created_at,
                     updated_at=now,
+                    updated_by=actor,
                     version=current.version + 1,
                     **definition.model_dump(),
                 )
+            audit = None
+            if actor:
+                audit = audit_entry(
+                    RULES_AUDIT,
+                    rule.id,
+                    "created" if current is None else "updated",
+                    actor=actor,
+                    at=now,
+                    old=None if current is None else current.model_dump(mode="json", exclude=_STAMPS),
+                    new=rule.model_dump(mode="json", exclude=_STAMPS),
+                )
             try:
-                return rule, self.rules.save(rule, expected_version, rule_set, now)
+                return rule, self.rules.save(rule, expected_version, rule_set, now, audit=audit)
             except RuleSetChanged:
                 _back_off(self.sleep, attempt)
         raise RetryableError("The scoring rules are being changed by many people at once; try again")

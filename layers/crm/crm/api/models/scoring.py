@@ -117,6 +117,7 @@ class ScoringRuleResponse(BaseModel):
     active: bool
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = Field(default=None, description="Who made the last change (`user:<sub>`)")
     version: int
 
     @classmethod
