@@ -332,3 +332,25 @@ def test_assignment_rule_changes_record_who_made_them(assignment_aws: Assignment
         ("deleted", f"user:{MANAGER['sub']}", rule["id"]),
     ]
     assert trail[1]["changes"]["priority"] == {"old": 1, "new": 3}  # the stale edit wrote nothing
+
+
+def test_user_changes_record_who_made_them(assignment_aws: AssignmentAws, invoke: Any) -> None:
+    created = invoke("AssignmentApiFunction", event("create_user.json"))  # by the sample's admin
+    user = response_json(created)
+    admin = f"user:{created_by_sample()}"
+    patched = call(invoke, "PATCH", f"/users/{user['sub']}", {"capacity": 7}, headers={"If-Match": '"1"'})
+    stale = call(invoke, "PATCH", f"/users/{user['sub']}", {"capacity": 8}, headers={"If-Match": '"1"'})
+
+    assert (created["statusCode"], user["updated_by"]) == (201, admin)
+    assert (patched[0], patched[1]["updated_by"], stale[0]) == (200, f"user:{ADMIN['sub']}", 409)
+    trail = audit_trail(assignment_aws, "users")
+    assert [(e["action"], e["record_id"]) for e in trail] == [
+        ("created", user["sub"]),
+        ("updated", user["sub"]),
+    ]
+    assert trail[1]["actor"] == f"user:{ADMIN['sub']}"
+    assert trail[1]["changes"]["capacity"] == {"old": user["capacity"], "new": 7}
+
+
+def created_by_sample() -> str:
+    return str(event("create_user.json")["requestContext"]["authorizer"]["jwt"]["claims"]["sub"])

@@ -115,6 +115,7 @@ class User(BaseModel):
     out_of_office: OutOfOffice | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = None  # who made the last change (`user:<sub>`); None for seeded users
     version: int = 1
 
     def unavailable_reason(

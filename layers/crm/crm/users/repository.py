@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from crm.platform.audit import AuditEntry, audit_put
 from crm.platform.dynamo import TableRepository, cancellation_codes, error_code, marshal, translate
 from crm.platform.errors import Conflict, NotFound, RetryableError, VersionConflict
 from crm.users.model import User
@@ -82,7 +83,7 @@ def _attributes(user: User) -> dict[str, Any]:
 
 class UserRepository(TableRepository):
     # ------------------------------------------------------------------ writes
-    def create(self, user: User) -> None:
+    def create(self, user: User, audit: AuditEntry | None = None) -> None:
         """A new user with their memberships and email claim; Conflict if the sub or the email is taken."""
         items: list[Any] = [
             self._put(UserItem.from_user(user).model_dump(), "attribute_not_exists(PK)"),
@@ -91,6 +92,7 @@ class UserRepository(TableRepository):
                 "attribute_not_exists(PK)",
             ),
             *(self._put(MembershipItem.from_user(user, team).model_dump()) for team in user.teams),
+            *([audit_put(self.table_name, audit)] if audit else []),
         ]
         try:
             self.client.transact_write_items(TransactItems=items)
@@ -104,7 +106,7 @@ class UserRepository(TableRepository):
                 raise RetryableError("The user could not be written; try again") from exc
             raise translate(exc) from exc
 
-    def replace(self, before: User, after: User) -> User:
+    def replace(self, before: User, after: User, audit: AuditEntry | None = None) -> User:
         """Store `after` if the user is still at `before.version`; memberships and email follow."""
         stored = after.model_copy(update={"version": before.version + 1})
         items: list[Any] = [
@@ -142,6 +144,8 @@ class UserRepository(TableRepository):
                     }
                 }
             )
+        if audit is not None:
+            items.append(audit_put(self.table_name, audit))
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:

@@ -13,11 +13,15 @@ from botocore.exceptions import ClientError
 
 from crm.leads.permissions import require_role
 from crm.platform import clock
+from crm.platform.audit import audit_entry
 from crm.platform.auth import Principal, Role
 from crm.platform.errors import RetryableError, VersionConflict
 from crm.platform.observability import logger
 from crm.users.model import User
 from crm.users.repository import UserRepository
+
+USERS_AUDIT = "users"
+_STAMPS = {"created_at", "updated_at", "version"}  # not changes a person makes
 
 
 class UserService:
@@ -46,8 +50,17 @@ class UserService:
 
     def create(self, new_user: Callable[[datetime], User], by: Principal) -> User:
         require_role(by, Role.ADMIN)
-        user = new_user(self.now())
-        self.users.create(user)
+        now = self.now()
+        user = new_user(now).model_copy(update={"updated_by": by.actor})
+        audit = audit_entry(
+            USERS_AUDIT,
+            user.sub,
+            "created",
+            actor=by.actor,
+            at=now,
+            new=user.model_dump(mode="json", exclude=_STAMPS),
+        )
+        self.users.create(user, audit)
         logger.info("User created", extra={"user": user.sub, "by": by.subject})
         self._wake_waiting_leads(user.teams)
         return user
@@ -57,8 +70,18 @@ class UserService:
         before = self.users.require(sub)
         if before.version != version:
             raise VersionConflict("The user was changed by someone else", current_version=before.version)
-        after = User.model_validate(change(before, self.now()).model_dump())
-        stored = self.users.replace(before, after)
+        now = self.now()
+        after = User.model_validate(change(before, now).model_dump() | {"updated_by": by.actor})
+        audit = audit_entry(
+            USERS_AUDIT,
+            sub,
+            "updated",
+            actor=by.actor,
+            at=now,
+            old=before.model_dump(mode="json", exclude=_STAMPS),
+            new=after.model_dump(mode="json", exclude=_STAMPS),
+        )
+        stored = self.users.replace(before, after, audit)
         logger.info("User updated", extra={"user": sub, "by": by.subject, "version": stored.version})
         self._wake_waiting_leads(set(before.teams) | set(stored.teams))
         return stored

@@ -96,6 +96,7 @@ class UserResponse(BaseModel):
     open_leads: int | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    updated_by: str | None = Field(default=None, description="Who made the last change (`user:<sub>`)")
     version: int
 
     @classmethod
