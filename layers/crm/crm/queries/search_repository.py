@@ -10,8 +10,9 @@ search reads only partitions the caller may see. A prefix search is one Query pe
 is listed once, at its smallest matching token (each item carries the lead's token list to decide).
 
 `sync` is driven by the table's stream and is idempotent: it reads the manifest, and in one transaction
-deletes the items no longer wanted, writes the wanted ones and moves the manifest to the new version, on
-the condition that the manifest is not newer. A redelivered or out-of-date change is a no-op.
+deletes the items no longer wanted, writes the wanted ones it does not already have (all of them when the
+lead's tokens changed) and moves the manifest to the new version, on the condition that the manifest is
+not newer. A redelivered or out-of-date change is a no-op.
 """
 
 import heapq
@@ -140,8 +141,13 @@ class DynamoSearchIndex(TableRepository):
             {"Delete": {"TableName": self.table_name, "Key": marshal({"PK": pk, "SK": sk})}}
             for pk, sk in sorted(current - set(wanted))
         ]
+        # Items carry the lead's token list: when it is unchanged, an item already written stays as it is
+        # (a lead moving to another rep rewrites only its holder scope's items, not every scope's).
+        keep = current if wanted_tokens == current_tokens else set()
         operations += [
-            {"Put": {"TableName": self.table_name, "Item": marshal(item)}} for item in wanted.values()
+            {"Put": {"TableName": self.table_name, "Item": marshal(item)}}
+            for key, item in wanted.items()
+            if key not in keep
         ]
         guard = {
             "ConditionExpression": "attribute_not_exists(PK) OR lead_version <= :version",
