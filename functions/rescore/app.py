@@ -1,6 +1,7 @@
 """Rescore worker: one SQS message is one page of leads to rescore (it enqueues the next page).
 
-The daily schedule starts the decay pass here too: `{"action": "start_decay"}`.
+The daily schedule starts the decay pass here too: `{"action": "start_decay"}`; the hourly one the
+reconciler (open leads the stream pipeline left unscored or unrouted): `{"action": "start_reconcile"}`.
 """
 
 from typing import Any
@@ -14,6 +15,7 @@ from crm.platform.observability import logger, metrics, tracer
 from crm.scoring.rescoring import RescorePage
 
 START_DECAY = "start_decay"
+START_RECONCILE = "start_reconcile"
 processor = batch_processor(EventType.SQS)
 
 
@@ -28,6 +30,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event.get("action") == START_DECAY:
         job = bootstrap.rescore_service().start_decay_job()
         return {"job_id": job.job_id if job else None}
+    if event.get("action") == START_RECONCILE:
+        return {"job_id": bootstrap.rescore_service().start_reconcile_job().job_id}
     response = process_partial_response(
         event=event, record_handler=handle_page, processor=processor, context=context
     )

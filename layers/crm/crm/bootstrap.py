@@ -158,6 +158,8 @@ def rescore_service() -> "RescoreService":
         concurrency=settings.rescore_concurrency,
         # Re-routing jobs (PUT /settings/routing with reroute_nurture) route through assignment's routing.
         reroute=lambda lead_id: routing_service().consider(lead_id) == "routed",
+        # The reconciler routes a scored lead nobody routed (`start_reconcile`).
+        route=lambda lead_id: routing_service().consider(lead_id),
     )
 
 

@@ -271,6 +271,8 @@ class JobReason(StrEnum):
     DECAY = "decay"
     # The sales threshold changed and the manager asked to route the nurture leads again.
     REROUTE_NURTURE = "reroute_nurture"
+    # The reconciler (hourly, or by hand): open leads the pipeline left behind, scored and routed.
+    RECONCILE = "reconcile"
 
 
 class JobState(StrEnum):
@@ -284,6 +286,7 @@ class JobState(StrEnum):
 _RULES_JOB = re.compile(r"^rules-(?P<revision>[1-9][0-9]{0,9})$")
 _DECAY_JOB = re.compile(r"^decay-\d{4}-\d{2}-\d{2}$")
 _REROUTE_JOB = re.compile(r"^reroute-[1-9][0-9]{0,9}$")
+_RECONCILE_JOB = re.compile(r"^reconcile-\d{4}-\d{2}-\d{2}T\d{4}$")
 
 
 def rules_job_id(revision: int) -> str:
@@ -301,7 +304,14 @@ def reroute_job_id(settings_version: int) -> str:
     return f"reroute-{settings_version}"
 
 
+def reconcile_job_id(now: datetime) -> str:
+    """One reconciler pass per minute, however often the schedule (or an operator) starts it."""
+    return f"reconcile-{now:%Y-%m-%dT%H%M}"
+
+
 def job_reason(job_id: str) -> JobReason:
+    if _RECONCILE_JOB.match(job_id):
+        return JobReason.RECONCILE
     if _DECAY_JOB.match(job_id):
         return JobReason.DECAY
     if _REROUTE_JOB.match(job_id):
@@ -315,7 +325,12 @@ def rules_job_revision(job_id: str) -> int | None:
 
 
 def is_job_id(job_id: str) -> bool:
-    return bool(_RULES_JOB.match(job_id) or _DECAY_JOB.match(job_id) or _REROUTE_JOB.match(job_id))
+    return bool(
+        _RULES_JOB.match(job_id)
+        or _DECAY_JOB.match(job_id)
+        or _REROUTE_JOB.match(job_id)
+        or _RECONCILE_JOB.match(job_id)
+    )
 
 
 class Partition(BaseModel):
@@ -399,11 +414,19 @@ class RescoreJob(BaseModel):
         if self.state in (JobState.QUEUED, JobState.STARTING):
             return "starting"
         rerouting = self.reason is JobReason.REROUTE_NURTURE
-        what = "nurture leads routed again" if rerouting else "leads rescored"
+        reconciling = self.reason is JobReason.RECONCILE
+        what = (
+            "nurture leads routed again"
+            if rerouting
+            else "open leads checked"
+            if reconciling
+            else "leads rescored"
+        )
         done = f"{self.leads_done} of {self.leads_found} {what}"
         if not self.listing_complete:
             return f"{done} so far (still listing: the total grows until every page is read)"
-        return f"{done} ({self.leads_changed} {'sent to sales' if rerouting else 'scores changed'})"
+        changed = "sent to sales" if rerouting else "brought up to date" if reconciling else "scores changed"
+        return f"{done} ({self.leads_changed} {changed})"
 
 
 def queued_job(job_id: str, now: datetime) -> RescoreJob:

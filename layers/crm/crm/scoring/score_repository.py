@@ -53,6 +53,10 @@ class LeadScoreState:
     activities: list[Activity]
     stored: ScoreBreakdown | None
     in_decay_index: bool
+    # What the stored ledger was computed from (None before the first scoring): the reconciler's test
+    # of a lead left behind (never scored, or scored against an older lead version or rule set).
+    scored_lead_version: int | None = None
+    scored_rules_revision: int | None = None
 
 
 class ScoreItem(BaseModel):
@@ -144,6 +148,8 @@ class ScoreRepository(ScoringStore):
             activities=activities,
             stored=score_item.to_breakdown() if score_item else None,
             in_decay_index=bool(score_item and score_item.GSI1PK),
+            scored_lead_version=score_item.lead_version if score_item else None,
+            scored_rules_revision=score_item.rules_revision if score_item else None,
         )
 
     def write(self, update: ScoreUpdate, expected_version: int, rules_revision: int) -> None:

@@ -18,7 +18,7 @@ from crm.platform.auth import Principal
 from crm.platform.dynamo import stream_image
 from crm.platform.errors import InvalidInput, NotFound, RetryableError, VersionConflict
 from crm.platform.ids import new_id
-from crm.platform.observability import logger
+from crm.platform.observability import logger, metrics
 from crm.scoring.rescore_job_repository import RescoreJobRepository
 from crm.scoring.rescore_queue import RescoreQueue
 from crm.scoring.rescoring import (
@@ -36,6 +36,7 @@ from crm.scoring.rescoring import (
     nurture_partitions,
     plan_rescore,
     queued_job,
+    reconcile_job_id,
     reroute_job_id,
     retry_delay,
     rule_set_revision,
@@ -85,8 +86,13 @@ class ScoringService:
     def rule_book(self) -> RuleBook:
         return RuleBook.build(self.rules.rule_set(self.now), self.half_life_days)
 
-    def rescore(self, lead_id: str, book: RuleBook, open_only: bool = False) -> RescoreOutcome:
+    def rescore(
+        self, lead_id: str, book: RuleBook, open_only: bool = False, behind_only: bool = False
+    ) -> RescoreOutcome:
         """Bring one lead's score, grade and ledger up to date with `book`; safe to repeat.
+
+        `behind_only` (the reconciler): leave a lead alone when its ledger was computed from its current
+        version and rule set (a time-dependent score is the daily decay pass's business, not this).
 
         The write is conditional on the version read: when someone else wrote the lead meanwhile, read
         it again and recompute, so no update is ever lost and the score always reflects what was read.
@@ -99,6 +105,12 @@ class ScoringService:
                 if state.in_decay_index:
                     self.scores.leave_decay_index(lead_id)
                 return RescoreOutcome.SKIPPED
+            if (
+                behind_only
+                and state.scored_lead_version == state.lead.version
+                and (state.scored_rules_revision or 0) >= book.revision
+            ):
+                return RescoreOutcome.UNCHANGED
             update = plan_rescore(
                 state.lead,
                 state.activities,
@@ -184,6 +196,7 @@ class RescoreService:
         page_size: int = 50,
         concurrency: int = 8,
         reroute: Callable[[str], bool] | None = None,
+        route: Callable[[str], str] | None = None,
         now: Callable[[], datetime] = clock.now,
     ) -> None:
         self.jobs = jobs
@@ -196,6 +209,9 @@ class RescoreService:
         # Routes one nurture lead again at the stored sales threshold (assignment's routing, given by
         # bootstrap); True when it was sent to sales.
         self.reroute = reroute
+        # Routes one scored lead as it is now (assignment's RoutingService.consider): "routed", "nurture"
+        # or "skipped". Used by the reconciler.
+        self.route = route
         self.now = now
 
     # ------------------------------------------------------------ starting
@@ -256,6 +272,14 @@ class RescoreService:
             started_by,
         )
 
+    def start_reconcile_job(self, started_by: str = "schedule") -> RescoreJob:
+        """The reconciler: every open lead (status partitions of GSI2, as a rules job lists them) is
+        checked; one never scored, or scored against an older version of itself or of the rules, is
+        scored again, and a scored, open, unassigned lead nobody routed is routed. Safe to repeat."""
+        return self._start(
+            reconcile_job_id(self.now()), JobReason.RECONCILE, status_partitions(self.shards), started_by
+        )
+
     def job_status(self, job_id: str) -> RescoreJob:
         job = self.jobs.get(job_id)
         if job is not None:
@@ -280,8 +304,11 @@ class RescoreService:
             )
             self.jobs.mark_next_sent(page)
         if marker.state != "done":
-            if job_reason(page.job_id) is JobReason.REROUTE_NURTURE:
+            reason = job_reason(page.job_id)
+            if reason is JobReason.REROUTE_NURTURE:
                 changed = sum(1 for lead_id in ids if self._reroute(lead_id))
+            elif reason is JobReason.RECONCILE:
+                changed = self._reconcile_all(ids, self.scoring.rule_book()) if ids else 0
             else:
                 outcomes = self._rescore_all(ids, self.scoring.rule_book()) if ids else []
                 changed = sum(1 for outcome in outcomes if outcome is RescoreOutcome.CHANGED)
@@ -292,6 +319,33 @@ class RescoreService:
         if self.reroute is None:
             raise RuntimeError("This function cannot route leads: no routing was given to RescoreService")
         return self.reroute(lead_id)
+
+    def _reconcile(self, lead_id: str, book: RuleBook) -> bool:
+        """One open lead: True when it was left behind (and is now scored or routed)."""
+        if self.route is None:
+            raise RuntimeError("This function cannot route leads: no routing was given to RescoreService")
+        outcome = self.scoring.rescore(lead_id, book, open_only=True, behind_only=True)
+        if outcome in (RescoreOutcome.SKIPPED, RescoreOutcome.MISSING):
+            return False
+        routed = self.route(lead_id)
+        if routed != "skipped":
+            # Routing wrote the lead (a nurture flag, an activity): score what it wrote, as the stream
+            # would, so that the next run finds nothing.
+            self.scoring.rescore(lead_id, book, open_only=True, behind_only=True)
+        behind = outcome in (RescoreOutcome.CHANGED, RescoreOutcome.UPDATED) or routed != "skipped"
+        if behind:
+            logger.warning(
+                "Reconciler found a lead left behind",
+                extra={"lead_id": lead_id, "scoring": outcome.value, "routing": routed},
+            )
+        return behind
+
+    def _reconcile_all(self, lead_ids: list[str], book: RuleBook) -> int:
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(lead_ids)))) as pool:
+            found = sum(pool.map(lambda lead_id: self._reconcile(lead_id, book), lead_ids))
+        # Normally 0: anything else means the stream pipeline lost work (alarm on it).
+        metrics.add_metric(name="LeadsReconciled", unit="Count", value=found)
+        return found
 
     def _rescore_all(self, lead_ids: list[str], book: RuleBook) -> list[RescoreOutcome]:
         if len(lead_ids) <= 1 or self.concurrency == 1:
