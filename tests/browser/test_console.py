@@ -51,6 +51,13 @@ def test_a_rep_works_a_lead_from_its_score_to_conversion_and_follows_the_links(
 ) -> None:
     # Given a lead assigned to a rep, signed in
     lead = capture_assigned_lead(api, console_stack)
+    task = api.request(
+        "POST",
+        f"/leads/{lead['id']}/tasks",
+        json_body={"title": "Send the security questionnaire", "due_at": "2030-01-15T09:00:00Z"},
+        headers=bearer(console_stack, "manager"),
+    )
+    assert task.status == 201, task.body
     page = new_page()
     page.goto(f"{console_stack.url}/app/#/leads/{lead['id']}")
     sign_in(page, lead["username"])
@@ -61,7 +68,32 @@ def test_a_rep_works_a_lead_from_its_score_to_conversion_and_follows_the_links(
     expect(page.get_by_text("Score 70, grade B, from 5 rules.")).to_be_visible()
     expect(ledger.get_by_role("row").filter(has_text="Target industry")).to_contain_text("+10")
     expect(page.get_by_text("null")).to_have_count(0)
+    # and the lead's own tasks
+    expect(page.get_by_role("list", name="Tasks of this lead")).to_contain_text(
+        "Send the security questionnaire (open)"
+    )
     assert page_check(page, "lead") == []
+
+    # They record a call: it joins the timeline
+    page.get_by_label("Activity type").select_option("call_logged")
+    page.get_by_label("What happened").fill("Discussed the rollout plan")
+    page.get_by_role("button", name="Record activity").click()
+    expect(page.get_by_role("region", name="Score ledger")).to_be_visible()
+    expect(page.get_by_text("Discussed the rollout plan")).to_be_visible()
+
+    # and mark the person do-not-email, as they asked on the call
+    page.get_by_role("button", name="Mark do-not-email").click()
+    expect(page.get_by_role("button", name="Allow email again")).to_be_visible()
+    expect(
+        page.locator("dt", has_text="Do not email").locator("xpath=following-sibling::dd[1]")
+    ).to_have_text("yes")
+    assert (
+        api.request("GET", f"/leads/{lead['id']}", headers=bearer(console_stack, "admin")).json()[
+            "do_not_email"
+        ]
+        is True
+    )
+    assert page_check(page, "lead-actions") == []
 
     # and they qualify it with the four BANT answers
     for answer in ("Has budget", "Has authority", "Has need", "Has timeline"):
@@ -187,8 +219,69 @@ def test_a_manager_tunes_a_rule_watches_the_rescore_reassigns_and_reads_the_funn
         # Then the rescore job's progress shows until it completes, and the lead now scores 85
         expect(page.locator("#rescore-progress")).to_contain_text("(completed)", timeout=60_000)
         assert page_check(page, "scoring-rules") == []
+
+        # They add a rule (points out of range are said next to Points first), then delete it
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_label("Name", exact=True).fill("Console rule")
+        page.get_by_label("Category").select_option("firmographic")
+        page.get_by_label("Field", exact=True).fill("company")
+        page.get_by_label("Operator").select_option("equals")
+        page.get_by_label("Value", exact=True).fill("Nobody Ltd")
+        page.get_by_label("Points", exact=True).fill("5000")
+        page.get_by_role("button", name="Add rule").click()
+        expect(page.locator("#error-new-rule-points")).to_be_visible()
+        page.get_by_label("Points", exact=True).fill("5")
+        page.get_by_role("button", name="Add rule").click()
+        expect(page.get_by_role("row").filter(has_text="Console rule")).to_be_visible()
+        page.get_by_role("button", name="Delete Console rule").click()
+        expect(page.get_by_role("row").filter(has_text="Console rule")).to_have_count(0)
+        names = [r["name"] for r in api.request("GET", "/scoring-rules", headers=manager).json()["rules"]]
+        assert "Console rule" not in names
+
+        # They add an assignment rule (a bad condition is said next to Conditions), change and delete it
+        page.get_by_role("link", name="Assignment rules").click()
+        new_rule = page.get_by_role("form", name="New assignment rule")
+        new_rule.get_by_label("Name").fill("Console routing")
+        new_rule.get_by_label("Priority").fill("900")
+        new_rule.get_by_label("Target team").fill("sales")
+        new_rule.get_by_label("Conditions").fill("no_such_field equals x")
+        new_rule.get_by_role("button", name="Add assignment rule").click()
+        expect(new_rule.get_by_label("Conditions")).to_have_attribute("aria-invalid", "true")
+        new_rule.get_by_label("Conditions").fill("company equals Nobody Ltd")
+        new_rule.get_by_role("button", name="Add assignment rule").click()
+        saved = page.get_by_role("form", name="Assignment rule Console routing")
+        saved.get_by_label("Priority").fill("901")
+        saved.get_by_role("button", name="Save Console routing").click()
+        expect(
+            page.get_by_role("form", name="Assignment rule Console routing").get_by_label("Priority")
+        ).to_have_value("901")
+        assert page_check(page, "assignment-rules") == []
+        page.get_by_role("button", name="Delete Console routing").click()
+        expect(page.get_by_role("form", name="Assignment rule Console routing")).to_have_count(0)
+        rules = api.request("GET", "/assignment-rules", headers=manager).json()["items"]
+        assert "Console routing" not in [r["name"] for r in rules]
+
+        # They read the users' settings and edit the nurture sequence (a bad step is said next to Steps)
+        page.get_by_role("link", name="Users").click()
+        expect(page.get_by_role("heading", name=re.compile("^Riley Rep"))).to_be_visible()
+        assert page_check(page, "users-manager") == []
+        page.get_by_role("link", name="Nurture").click()
+        sequence = page.get_by_role("form", name=re.compile("^Nurture sequence"))
+        expect(sequence).to_have_count(1)
+        steps = sequence.get_by_label("Steps")
+        original_steps = steps.input_value()
+        steps.fill("soon " + original_steps.split("\n")[0].split(" ", 1)[1])
+        sequence.get_by_role("button", name=re.compile("^Save")).click()
+        expect(steps).to_have_attribute("aria-invalid", "true")
+        steps.fill(original_steps)
+        sequence.get_by_role("button", name=re.compile("^Save")).click()
+        expect(
+            page.get_by_role("form", name=re.compile("^Nurture sequence")).get_by_label("Steps")
+        ).to_have_value(original_steps)
+        assert page_check(page, "nurture") == []
+        page.get_by_role("link", name="Scoring rules").click()
         page.goto(f"{console_stack.url}/app/#/leads/{lead['id']}")
-        expect(page.get_by_text("Score 85, grade A, from 5 rules.")).to_be_visible()
+        expect(page.get_by_text("Score 85, grade A, from 5 rules.")).to_be_visible(timeout=30_000)
         expect(
             page.get_by_role("region", name="Score ledger")
             .get_by_role("row")
@@ -257,3 +350,38 @@ def test_a_failed_request_says_so_in_words_and_try_again_loads_the_page(
     alert.get_by_role("button", name="Try again").click()
     expect(page.get_by_text(re.compile(r"^\d+ leads? on this page$"))).to_be_visible()
     assert len(failures) == 1
+
+
+def test_an_admin_sets_capacity_working_hours_and_out_of_office_on_the_users_page(
+    api: Client, console_stack: LocalStack, new_page: Callable[..., Page]
+) -> None:
+    # Given the admin on the users page (they change their own settings: no rep's assignment moves)
+    admin = bearer(console_stack, "admin")
+    page = new_page()
+    page.goto(console_stack.url + "/app/#/users")
+    sign_in(page, "admin")
+    me = page.get_by_role("form", name="User Alex Admin")
+
+    # When they give a time zone that does not exist, it is said next to Time zone
+    me.get_by_label("Capacity (open leads)").fill("12")
+    me.get_by_label("Working days").fill("mon tue wed")
+    me.get_by_label("Starts").fill("09:00")
+    me.get_by_label("Ends").fill("17:30")
+    me.get_by_label("Time zone").fill("Mars/Olympus")
+    me.get_by_label("Away from").fill("2031-03-01T09:00")
+    me.get_by_label("Away until").fill("2031-03-08T09:00")
+    me.get_by_role("button", name="Save Alex Admin").click()
+    expect(me.get_by_label("Time zone")).to_have_attribute("aria-invalid", "true")
+
+    # Then a real one saves all three settings
+    me.get_by_label("Time zone").fill("Europe/Paris")
+    me.get_by_role("button", name="Save Alex Admin").click()
+    expect(page.get_by_role("form", name="User Alex Admin").get_by_label("Time zone")).to_have_value(
+        "Europe/Paris"
+    )
+    saved = api.request("GET", "/users/5f0b7c1e-0a11-4d2b-9a01-000000000001", headers=admin).json()
+    assert saved["capacity"] == 12
+    assert saved["working_hours"]["days"] == ["mon", "tue", "wed"]
+    assert saved["working_hours"]["time_zone"] == "Europe/Paris"
+    assert saved["out_of_office"]["start"].startswith("2031-03-0")
+    assert page_check(page, "users") == []

@@ -1,7 +1,8 @@
 /* LeadFlow console: sign-in (authorization code + PKCE), then the API on the same address.
    Plain browser JavaScript, no build step. Everything on screen is built with DOM calls and textContent:
    nothing from the API is ever parsed as HTML. Pages are addressed by the fragment: #/leads, #/leads/<id>,
-   #/tasks, #/rules, #/analytics, #/contacts/<id>, #/deals/<id>, #/companies/<id>. */
+   #/tasks, #/rules, #/assignment-rules, #/users, #/nurture, #/analytics, #/contacts/<id>, #/deals/<id>,
+   #/companies/<id>. */
 "use strict";
 
 const REQUEST_TIMEOUT_MS = 15000;
@@ -158,8 +159,9 @@ function showFieldErrors(form, error) {
   let placed = 0;
   for (const problem of fields) {
     const name = String(problem.field || "").split(".").pop();
+    const top = String(problem.field || "").split(/[.[]/)[0];
     const input = form.querySelector(`[name="${CSS.escape(problem.field)}"]`) ||
-      form.querySelector(`[name="${CSS.escape(name)}"]`);
+      form.querySelector(`[name="${CSS.escape(name)}"]`) || form.querySelector(`[name="${CSS.escape(top)}"]`);
     if (!input) continue;
     const id = `error-${input.id || input.name}`;
     input.setAttribute("aria-invalid", "true");
@@ -367,6 +369,9 @@ const routes = [
   [/^#\/companies\/([^/]+)$/, (id) => recordPage("companies", decodeURIComponent(id))],
   [/^#\/tasks$/, () => tasksPage()],
   [/^#\/rules$/, () => rulesPage()],
+  [/^#\/assignment-rules$/, () => assignmentRulesPage()],
+  [/^#\/users$/, () => usersPage()],
+  [/^#\/nurture$/, () => nurturePage()],
   [/^#\/analytics$/, () => analyticsPage()],
   [/^#\/leads$/, () => leadsPage()],
 ];
@@ -531,8 +536,73 @@ async function leadPage(id) {
       scoreCard(lead),
       lead.converted ? null : qualifyCard(lead),
       lead.converted ? null : convertCard(lead),
-      isManager() && !lead.converted ? assignCard(lead, etag) : null),
+      isManager() && !lead.converted ? assignCard(lead, etag) : null,
+      leadTasksCard(lead),
+      emailCard(lead, etag),
+      activityCard(lead)),
     timelineCard(lead)].filter(Boolean));
+}
+
+/* The lead's own tasks (open, done, cancelled), soonest due first. */
+function leadTasksCard(lead) {
+  const box = h("div", {});
+  load(box, () => api("GET", `/leads/${encodeURIComponent(lead.id)}/tasks`), ({ data }) => {
+    const tasks = data.items || [];
+    if (!tasks.length) {
+      box.append(h("p", { text: "No tasks for this lead." }));
+      return;
+    }
+    box.append(h("ul", { class: "timeline", "aria-label": "Tasks of this lead" }, tasks.map((task) => {
+      const state = task.cancelled_at ? "cancelled" : task.done_at ? "done" : "open";
+      return h("li", {},
+        h("div", {}, h("strong", { text: task.title }), ` (${state})`),
+        h("div", { class: "when", text: `Due ${when(task.due_at)} · ${userName(task.owner)}` }));
+    })));
+  });
+  return h("section", { class: "card", "aria-labelledby": "lead-tasks-title" },
+    h("h2", { id: "lead-tasks-title", text: "Tasks" }), box);
+}
+
+/* Do-not-email: the person asked for no marketing email (their nurture sequence stops), or asked for it again. */
+function emailCard(lead, etag) {
+  const blocked = Boolean(lead.do_not_email);
+  const form = h("form", { "aria-labelledby": "email-title" },
+    h("p", { text: blocked ? "This person asked for no marketing email." : "Marketing email is allowed." }),
+    h("button", { type: "submit", name: "do_not_email" }, blocked ? "Allow email again" : "Mark do-not-email"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await submit(form, () => api("PATCH", `/leads/${encodeURIComponent(lead.id)}`, {
+      body: { do_not_email: !blocked }, headers: { "If-Match": etag },
+    }), () => {
+      announce(blocked ? "Email allowed again" : "Marked do-not-email");
+      leadPage(lead.id);
+    });
+  });
+  return h("section", { class: "card" }, h("h2", { id: "email-title", text: "Email" }), form);
+}
+
+const ACTIVITY_TYPES = [
+  ["call_logged", "Call"], ["meeting_held", "Meeting"], ["email_sent", "Email sent"], ["note_added", "Note"],
+  ["email_opened", "Email opened"], ["email_clicked", "Email clicked"], ["page_viewed", "Page viewed"],
+  ["form_submitted", "Form submitted"], ["demo_requested", "Demo requested"],
+];
+
+/* Records an activity (a call, a meeting, a note...): the lead is rescored from it. */
+function activityCard(lead) {
+  const form = h("form", { "aria-labelledby": "activity-title" },
+    field("Activity type", select("type", ACTIVITY_TYPES, "call_logged")),
+    field("What happened", h("textarea", { name: "description", rows: "2" })),
+    h("button", { type: "submit" }, "Record activity"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { type: String(data.get("type")), description: String(data.get("description") || "") };
+    await submit(form, () => api("POST", `/leads/${encodeURIComponent(lead.id)}/activities`, { body }), () => {
+      announce("Activity recorded");
+      leadPage(lead.id);
+    });
+  });
+  return h("section", { class: "card" }, h("h2", { id: "activity-title", text: "Record an activity" }), form);
 }
 
 /* The person's details, saved with the version read (If-Match); a stale save says who changed what. */
@@ -804,8 +874,70 @@ async function rulesPage() {
     body.append(h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Scoring rules" },
       h("table", {},
         h("thead", {}, h("tr", {}, ["Rule", "When", "Points", "Active", ""].map((t) => h("th", { scope: "col", text: t })))),
-        h("tbody", {}, rows))));
+        h("tbody", {}, rows))), newRuleForm(progress));
   });
+}
+
+const OPERATORS = ["equals", "not_equals", "contains", "starts_with", "ends_with", "in", "gt", "gte", "lt", "lte",
+  "between", "exists", "not_exists", "regex"];
+
+/* A value as typed: JSON (a number, a list for in/between, true/false) when it parses, else the text itself. */
+function ruleValue(text) {
+  const value = String(text || "").trim();
+  if (!value) return null;
+  try { return JSON.parse(value); } catch { return value; }
+}
+
+function shownValue(value) {
+  return value === null || value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/* A new scoring rule; its errors go next to the fields they name. */
+function newRuleForm(progress) {
+  const form = h("form", { "aria-labelledby": "new-rule-title", novalidate: true },
+    h("div", { class: "filters" },
+      field("Name", h("input", { name: "name", id: "new-rule-name", type: "text", autocomplete: "off" })),
+      field("Category", h("select", { name: "category", id: "new-rule-category" },
+        ["demographic", "firmographic", "behavioural"].map((c) => h("option", { value: c }, c)))),
+      field("Field", h("input", { name: "field", id: "new-rule-field", type: "text", autocomplete: "off" }), "A lead field, custom_fields.<name> or activity.type"),
+      field("Operator", h("select", { name: "operator", id: "new-rule-operator" }, OPERATORS.map((o) => h("option", { value: o }, o)))),
+      field("Value", h("input", { name: "value", id: "new-rule-value", type: "text", autocomplete: "off" }), "Text, a number, or a JSON list for in/between"),
+      field("Points", h("input", { name: "points", id: "new-rule-points", type: "number", min: "-1000", max: "1000", step: "1" })),
+      h("div", {}, h("button", { type: "submit" }, "Add rule"))));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const points = Number(data.get("points"));
+    const body = {
+      name: String(data.get("name") || ""), category: String(data.get("category")), field: String(data.get("field") || ""),
+      operator: String(data.get("operator")), value: ruleValue(data.get("value")),
+      points: data.get("points") !== "" && Number.isInteger(points) ? points : String(data.get("points")),
+    };
+    await submit(form, () => api("POST", "/scoring-rules", { body }), ({ data: created }) => {
+      announce(`${body.name} added`);
+      rulesPage().then(() => watchJob(created.rescore_job.job_id, document.getElementById("rescore-progress")));
+    });
+  });
+  return h("section", { "aria-labelledby": "new-rule-title" }, h("h2", { id: "new-rule-title", text: "New rule" }), form);
+}
+
+/* Deletes a record after the user confirms; afterwards `done` runs with the answer. */
+function deleteButton(label, path, version, done) {
+  const button = h("button", { type: "button", class: "secondary danger", "aria-label": label }, "Delete");
+  button.addEventListener("click", async () => {
+    if (!window.confirm(`${label}?`)) return;
+    button.disabled = true;
+    for (const old of button.parentElement.querySelectorAll(".alert")) old.remove();
+    try {
+      const result = await api("DELETE", path, { headers: version ? { "If-Match": `"${version}"` } : {} });
+      announce("Deleted");
+      done(result);
+    } catch (error) {
+      button.disabled = false;
+      button.parentElement.append(errorBox(error, null));
+    }
+  });
+  return button;
 }
 
 function ruleRow(rule, progress) {
@@ -821,7 +953,8 @@ function ruleRow(rule, progress) {
     h("td", { text: `${rule.field} ${rule.operator} ${rule.value === null ? "" : JSON.stringify(rule.value)}` }),
     h("td", {}, h("div", {}, points)),
     h("td", {}, h("div", {}, active)),
-    h("td", {}, form, save));
+    h("td", {}, form, save, " ", deleteButton(`Delete ${rule.name}`, `/scoring-rules/${encodeURIComponent(rule.id)}`, null,
+      ({ data }) => { row.remove(); watchJob(data.rescore_job.job_id, progress); })));
   points.setAttribute("form", form.id);
   active.setAttribute("form", form.id);
   save.setAttribute("form", form.id);
@@ -873,6 +1006,231 @@ async function watchJob(jobId, progress) {
     }
     await new Promise((resolve) => window.setTimeout(resolve, 1000));
   }
+}
+
+/* ------------------------------------------------------------------ Assignment rules */
+function conditionsText(conditions) {
+  return (conditions || []).map((c) => `${c.field} ${c.operator} ${shownValue(c.value)}`.trim()).join("\n");
+}
+
+/* One condition a line: `field operator value` (the value as in ruleValue). */
+function parseConditions(text) {
+  return String(text || "").split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+    const [fieldName, operator, ...rest] = line.split(/\s+/);
+    const condition = { field: fieldName, operator: operator || "" };
+    if (rest.length) condition.value = ruleValue(rest.join(" "));
+    return condition;
+  });
+}
+
+/* The form of one assignment rule (existing: PATCH with its version; new: POST). Ids are unique per rule. */
+function assignmentRuleForm(rule, reload) {
+  const key = rule ? rule.id.replace(/[^A-Za-z0-9_-]/g, "_") : "new";
+  const teamsAndUsers = [["", "(a team)"], ...(users || []).filter((u) => u.active).map((u) => [u.sub, u.name])];
+  const input = (name, attrs) => h("input", { name, id: `ar-${key}-${name}`, autocomplete: "off", ...attrs });
+  const form = h("form", { novalidate: true, "aria-label": rule ? `Assignment rule ${rule.name}` : "New assignment rule" },
+    h("div", { class: "filters" },
+      field("Name", input("name", { type: "text", value: rule ? rule.name : "" })),
+      field("Priority", input("priority", { type: "number", min: "0", step: "1", value: rule ? rule.priority : "" }), "Lowest first"),
+      field("Target team", input("target_team", { type: "text", value: rule && rule.target_team ? rule.target_team : "" })),
+      field("Target user", h("select", { name: "target_user", id: `ar-${key}-target_user` },
+        teamsAndUsers.map(([v, t]) => h("option", { value: v, selected: rule && rule.target_user === v ? true : null }, t))))),
+    field("Conditions", h("textarea", { name: "conditions", id: `ar-${key}-conditions`, rows: "2" }, rule ? conditionsText(rule.conditions) : ""),
+      "One a line: field operator value, e.g. country equals FR"),
+    h("div", { class: "check" }, h("input", { type: "checkbox", name: "active", id: `ar-${key}-active`, checked: !rule || rule.active ? true : null }),
+      h("label", { for: `ar-${key}-active`, text: "Active" })),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, rule ? `Save ${rule.name}` : "Add assignment rule"),
+      rule ? deleteButton(`Delete ${rule.name}`, `/assignment-rules/${encodeURIComponent(rule.id)}`, rule.version, reload) : null));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const priority = Number(data.get("priority"));
+    const body = {
+      name: String(data.get("name") || ""),
+      priority: data.get("priority") !== "" && Number.isInteger(priority) ? priority : String(data.get("priority")),
+      conditions: parseConditions(data.get("conditions")),
+      target_team: String(data.get("target_team") || "").trim() || null,
+      target_user: String(data.get("target_user") || "") || null,
+      active: data.get("active") === "on",
+    };
+    // One target: a user when one is picked, else the team (the API refuses both).
+    if (body.target_user) delete body.target_team;
+    else delete body.target_user;
+    const request = rule
+      ? () => api("PATCH", `/assignment-rules/${encodeURIComponent(rule.id)}`, { body, headers: { "If-Match": `"${rule.version}"` } })
+      : () => api("POST", "/assignment-rules", { body });
+    await submit(form, request, () => {
+      announce(`${body.name} saved`);
+      reload();
+    });
+  });
+  return form;
+}
+
+async function assignmentRulesPage() {
+  const main = setPage("Assignment rules");
+  if (!isManager()) {
+    main.append(h("p", { text: "Assignment rules are for managers." }));
+    return;
+  }
+  const body = h("div", {});
+  main.append(h("p", { class: "hint", text: "Tried by ascending priority: the first active rule whose conditions all match sends the lead to its target; none: the default team." }), body);
+  await load(body, () => api("GET", "/assignment-rules"), ({ data }) => {
+    const reload = () => assignmentRulesPage();
+    for (const rule of data.items || data.rules || []) {
+      body.append(h("section", { class: "card wide" }, h("h2", { text: rule.name }), assignmentRuleForm(rule, reload)));
+    }
+    body.append(h("section", { class: "card wide" }, h("h2", { text: "New assignment rule" }), assignmentRuleForm(null, reload)));
+  });
+}
+
+/* ------------------------------------------------------------------ Users */
+function localInput(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function isoFromLocal(value) {
+  if (!value) return null;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? value : date.toISOString();
+}
+
+function isAdmin() {
+  return ((session && session.claims["cognito:groups"]) || []).includes("admin");
+}
+
+/* Capacity, working hours and out of office of one user (admins change them; managers read them). */
+function userForm(user, reload) {
+  const key = user.sub.replace(/[^A-Za-z0-9_-]/g, "_");
+  const hours = user.working_hours || {};
+  const away = user.out_of_office || {};
+  const editable = isAdmin();
+  const input = (name, attrs) => h("input", { name, id: `u-${key}-${name.replace(/\./g, "-")}`, autocomplete: "off", disabled: editable ? null : true, ...attrs });
+  const form = h("form", { novalidate: true, "aria-label": `User ${user.name}` },
+    h("div", { class: "filters" },
+      field("Capacity (open leads)", input("capacity", { type: "number", min: "0", step: "1", value: user.capacity ?? "" }), "Empty: no limit"),
+      field("Working days", input("working_hours.days", { type: "text", value: (hours.days || []).join(" ") }), "e.g. mon tue wed thu fri; empty: any time"),
+      field("Starts", input("working_hours.start", { type: "time", value: hours.start ? String(hours.start).slice(0, 5) : "" })),
+      field("Ends", input("working_hours.end", { type: "time", value: hours.end ? String(hours.end).slice(0, 5) : "" })),
+      field("Time zone", input("working_hours.time_zone", { type: "text", value: hours.time_zone || "" }), "IANA, e.g. Europe/Paris"),
+      field("Away from", input("out_of_office.start", { type: "datetime-local", value: localInput(away.start) })),
+      field("Away until", input("out_of_office.end", { type: "datetime-local", value: localInput(away.end) }))),
+    editable ? h("button", { type: "submit" }, `Save ${user.name}`) : null);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const capacity = String(data.get("capacity") || "").trim();
+    const days = String(data.get("working_hours.days") || "").trim();
+    const awayStart = String(data.get("out_of_office.start") || "");
+    const awayEnd = String(data.get("out_of_office.end") || "");
+    const body = {
+      capacity: capacity === "" ? null : Number.isInteger(Number(capacity)) ? Number(capacity) : capacity,
+      working_hours: days ? {
+        days: days.split(/[\s,]+/).filter(Boolean),
+        start: String(data.get("working_hours.start") || ""),
+        end: String(data.get("working_hours.end") || ""),
+        time_zone: String(data.get("working_hours.time_zone") || ""),
+      } : null,
+      out_of_office: awayStart || awayEnd ? { start: isoFromLocal(awayStart), end: isoFromLocal(awayEnd) } : null,
+    };
+    await submit(form, () => api("PATCH", `/users/${encodeURIComponent(user.sub)}`, { body, headers: { "If-Match": `"${user.version}"` } }), () => {
+      announce(`${user.name} saved`);
+      reload();
+    });
+  });
+  return form;
+}
+
+async function usersPage() {
+  const main = setPage("Users");
+  if (!isManager()) {
+    main.append(h("p", { text: "The users' settings are for managers." }));
+    return;
+  }
+  const body = h("div", {});
+  main.append(h("p", { class: "hint", text: isAdmin() ? "Assignment skips a rep at capacity, outside working hours or away." : "Only admins change these; assignment skips a rep at capacity, outside working hours or away." }), body);
+  await load(body, () => api("GET", "/users"), ({ data }) => {
+    users = data.items || data.users || [];
+    const reload = () => usersPage();
+    for (const user of users) {
+      body.append(h("section", { class: "card wide" },
+        h("h2", { text: `${user.name} (${user.role}${user.active ? "" : ", inactive"})` }),
+        h("p", { class: "hint", text: `${user.email} · teams ${(user.teams || []).join(", ") || "—"} · ${user.open_leads ?? 0} open leads` }),
+        userForm(user, reload)));
+    }
+  });
+}
+
+/* ------------------------------------------------------------------ Nurture sequences */
+function stepsText(steps) {
+  return (steps || []).map((step) => `${step.delay_hours} ${step.template}`).join("\n");
+}
+
+/* One step a line: `delay_hours template`. */
+function parseSteps(text) {
+  return String(text || "").split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+    const [hours, ...rest] = line.split(/\s+/);
+    const delay = Number(hours);
+    return { delay_hours: Number.isInteger(delay) ? delay : hours, template: rest.join(" ") };
+  });
+}
+
+function sequenceForm(sequence, reload) {
+  const key = sequence ? sequence.id.replace(/[^A-Za-z0-9_-]/g, "_") : "new";
+  const input = (name, attrs) => h("input", { name, id: `ns-${key}-${name}`, autocomplete: "off", ...attrs });
+  const form = h("form", { novalidate: true, "aria-label": sequence ? `Nurture sequence ${sequence.name}` : "New nurture sequence" },
+    h("div", { class: "filters" },
+      field("Name", input("name", { type: "text", value: sequence ? sequence.name : "" })),
+      field("Priority", input("priority", { type: "number", min: "0", step: "1", value: sequence ? sequence.priority : "" }), "Lowest tried first")),
+    field("Steps", h("textarea", { name: "steps", id: `ns-${key}-steps`, rows: "3" }, sequence ? stepsText(sequence.steps) : ""),
+      "One a line: hours to wait, then the email template, e.g. 24 nurture-welcome"),
+    field("Conditions", h("textarea", { name: "conditions", id: `ns-${key}-conditions`, rows: "2" }, sequence ? conditionsText(sequence.conditions) : ""),
+      "One a line: field operator value; empty: every nurture lead"),
+    h("div", { class: "check" }, h("input", { type: "checkbox", name: "active", id: `ns-${key}-active`, checked: !sequence || sequence.active ? true : null }),
+      h("label", { for: `ns-${key}-active`, text: "Active" })),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, sequence ? `Save ${sequence.name}` : "Add sequence"),
+      sequence ? deleteButton(`Delete ${sequence.name}`, `/nurture-sequences/${encodeURIComponent(sequence.id)}`, sequence.version, reload) : null));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const priority = Number(data.get("priority"));
+    const body = {
+      name: String(data.get("name") || ""),
+      priority: data.get("priority") !== "" && Number.isInteger(priority) ? priority : String(data.get("priority")),
+      steps: parseSteps(data.get("steps")),
+      conditions: parseConditions(data.get("conditions")),
+      active: data.get("active") === "on",
+    };
+    const request = sequence
+      ? () => api("PATCH", `/nurture-sequences/${encodeURIComponent(sequence.id)}`, { body, headers: { "If-Match": `"${sequence.version}"` } })
+      : () => api("POST", "/nurture-sequences", { body });
+    await submit(form, request, () => {
+      announce(`${body.name} saved`);
+      reload();
+    });
+  });
+  return form;
+}
+
+async function nurturePage() {
+  const main = setPage("Nurture sequences");
+  if (!isManager()) {
+    main.append(h("p", { text: "Nurture sequences are for managers." }));
+    return;
+  }
+  const body = h("div", {});
+  main.append(h("p", { class: "hint", text: "Leads below the sales threshold join the first active sequence whose conditions match." }), body);
+  await load(body, () => api("GET", "/nurture-sequences"), ({ data }) => {
+    const reload = () => nurturePage();
+    for (const sequence of data.items || data.sequences || []) {
+      body.append(h("section", { class: "card wide" }, h("h2", { text: sequence.name }), sequenceForm(sequence, reload)));
+    }
+    body.append(h("section", { class: "card wide" }, h("h2", { text: "New nurture sequence" }), sequenceForm(null, reload)));
+  });
 }
 
 /* ------------------------------------------------------------------ Analytics */
