@@ -263,9 +263,17 @@ class Probe:
         """One line per finished invocation (the probe also writes one when an invocation starts)."""
         return [line for line in self._read(start) if "function" in line]
 
-    def running(self) -> int:
+    def running(self, timeout_s: float = 90.0) -> int:
+        """Invocations started and not ended, but not those older than the longest function timeout (a
+        worker killed at its timeout never reports)."""
         lines = self._read(0)
-        return sum("started" in line for line in lines) - sum("function" in line for line in lines)
+        ended = {line.get("id") for line in lines if "function" in line}
+        now = time.time()
+        return sum(
+            1
+            for line in lines
+            if "started" in line and line.get("id") not in ended and now - line.get("at", 0) < timeout_s
+        )
 
     def _read(self, start: int) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -287,10 +295,7 @@ def settle(stack: LocalStack, probe: Probe, quiet: float = QUIET_SECONDS, limit:
         if now_size != size:
             size, since = now_size, time.monotonic()
             continue
-        quiet_for = time.monotonic() - since
-        # An invocation that never reports (killed at its timeout) stops counting as running after 2 minutes.
-        running = probe.running() and quiet_for < 120
-        if quiet_for >= quiet and not running and not _queued(stack):
+        if time.monotonic() - since >= quiet and not probe.running() and not _queued(stack):
             return
     raise TimeoutError("the local stack did not settle")
 

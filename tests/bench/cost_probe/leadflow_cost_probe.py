@@ -157,7 +157,8 @@ def handler(event: Any, context: Any) -> Any:
     _unreported.clear()
     _calls.clear()
     _seconds.clear()
-    _write({"started": _FUNCTION})  # the benchmark waits for every started invocation to end
+    # The benchmark waits for every started invocation to end (or to pass its function's timeout).
+    _write({"started": _FUNCTION, "id": context.aws_request_id, "at": time.time()})
     started, cpu_started = time.perf_counter(), time.process_time()
     records = event.get("Records") if isinstance(event, dict) else None
     try:
@@ -166,6 +167,7 @@ def handler(event: Any, context: Any) -> Any:
         _write(
             {
                 "function": _FUNCTION,
+                "id": context.aws_request_id,
                 "memory_mb": int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")),
                 "duration_ms": (time.perf_counter() - started) * 1000,
                 "cpu_ms": (time.process_time() - cpu_started) * 1000,
