@@ -2,6 +2,7 @@
 and the headers that keep it from running anything else."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,11 @@ def test_app_without_its_slash_redirects_relatively_and_unknown_files_are_404(
 
     assert bare["statusCode"] == 308 and bare["headers"]["Location"] == "app/"  # keeps a /prod stage prefix
     assert unknown["statusCode"] == 404
+
+
+def test_every_page_in_the_navigation_has_a_route_in_the_script() -> None:
+    links = re.findall(r'href="(#/[a-z-]+)"', (STATIC / "index.html").read_text())
+    script = (STATIC / "app.js").read_text()
+    routes = {pattern.replace("\\/", "/") for pattern in re.findall(r"\[/\^(#[^$]+)\$/", script)}
+    assert {"#/assignment-rules", "#/users", "#/nurture", "#/rules"} <= set(links)
+    assert set(links) <= routes, set(links) - routes
