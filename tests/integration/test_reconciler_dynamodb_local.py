@@ -61,8 +61,9 @@ def env(local_aws: dict[str, Any], template: Template) -> dict[str, Any]:
     name = f"reconcile-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(**(table_definition(template.tables[0]) | {"TableName": name}))
     dynamodb.get_waiter("table_exists").wait(TableName=name)
+    clock = Clock()
     rules = ScoringRuleRepository(name, client=dynamodb)
-    scoring = ScoringService(ScoreRepository(name, SHARDS, client=dynamodb), rules)
+    scoring = ScoringService(ScoreRepository(name, SHARDS, client=dynamodb), rules, now=clock)
     leads = LeadRepository(name, SHARDS, client=dynamodb)
     assignments = AssignmentRepository(name, SHARDS, client=dynamodb)
     publisher = RecordingPublisher()
@@ -73,9 +74,9 @@ def env(local_aws: dict[str, Any], template: Template) -> dict[str, Any]:
         publisher,
         assignment_queue_url="assignment-queue",
         sales_threshold=lambda: threshold["value"],
+        now=clock,
     )
     queue = InMemoryRescoreQueue()
-    clock = Clock()
     jobs = RescoreService(
         RescoreJobRepository(name, client=dynamodb),
         rules,
@@ -210,9 +211,25 @@ def test_a_lead_changed_behind_the_pipelines_back_is_rescored_on_the_next_run(en
         ExpressionAttributeValues={":title": {"S": "CEO"}, ":one": {"N": "1"}},
     )
     ceo = changed.model_copy(update={"title": "CEO"})
+    # ... and another changes within the grace period before the next run (its stream is still at work)
+    recent = env["leads"].get(leads[1].id)
+    assert recent is not None
+    env["dynamodb"].update_item(
+        TableName=env["table"],
+        Key={"PK": {"S": f"LEAD#{recent.id}"}, "SK": {"S": "LEAD"}},
+        UpdateExpression="SET title = :title, version = version + :one, updated_at = :at",
+        ExpressionAttributeValues={
+            ":title": {"S": "CEO"},
+            ":one": {"N": "1"},
+            ":at": {"S": (env["clock"].moment + timedelta(minutes=58)).isoformat()},
+        },
+    )
 
     # Then the next run rescores that lead alone, as the engine scores its new title
     job = run(env)
     assert (job.leads_found, job.leads_changed) == (5, 1)
     now = env["leads"].get(changed.id)
     assert now is not None and now.score == expected_score(env, ceo) != changed.score
+    left_alone = env["leads"].get(recent.id)
+    assert left_alone is not None and left_alone.score == recent.score  # changed 2 minutes before the run
+    assert run(env).leads_changed == 1  # the run after the grace period brings it up to date

@@ -1,4 +1,4 @@
-"""The reconciler's wiring in template.yaml (issue 14): an hourly schedule of RescoreFunction with the event
+"""The reconciler's wiring in template.yaml (issue 14): a schedule (every 10 minutes) of RescoreFunction with the event
 its handler knows, and an alarm on the metric it emits, in the namespace and service the functions use."""
 
 import json
@@ -13,11 +13,11 @@ def template() -> dict[str, Any]:
     return dict(yaml_parse((PROJECT_ROOT / "template.yaml").read_text()))
 
 
-def test_the_rescore_function_starts_the_reconciler_every_hour() -> None:
+def test_the_rescore_function_starts_the_reconciler_every_ten_minutes() -> None:
     events = template()["Resources"]["RescoreFunction"]["Properties"]["Events"]
-    schedule = events["HourlyReconcile"]
+    schedule = events["Reconcile"]
     assert schedule["Type"] == "ScheduleV2"
-    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(10 minutes)"
     assert json.loads(schedule["Properties"]["Input"]) == {"action": "start_reconcile"}
 
 

@@ -50,6 +50,8 @@ from crm.scoring.score_repository import ScoreRepository
 
 # Bounded retries of a score write that lost an optimistic-locking race (read again, recompute, retry).
 MAX_ATTEMPTS = 12
+# The reconciler leaves alone a lead changed this recently: its stream records are still being worked.
+RECONCILE_GRACE = timedelta(minutes=5)
 RULES_AUDIT = "scoring_rules"
 _STAMPS = {"created_at", "updated_at", "version"}  # not changes a person makes
 # Behavioural events may carry the time they happened; a little clock skew is tolerated.
@@ -87,12 +89,18 @@ class ScoringService:
         return RuleBook.build(self.rules.rule_set(self.now), self.half_life_days)
 
     def rescore(
-        self, lead_id: str, book: RuleBook, open_only: bool = False, behind_only: bool = False
+        self,
+        lead_id: str,
+        book: RuleBook,
+        open_only: bool = False,
+        behind_only: bool = False,
+        skip_recent: bool = False,
     ) -> RescoreOutcome:
         """Bring one lead's score, grade and ledger up to date with `book`; safe to repeat.
 
         `behind_only` (the reconciler): leave a lead alone when its ledger was computed from its current
         version and rule set (a time-dependent score is the daily decay pass's business, not this).
+        `skip_recent` (the reconciler): leave alone a lead changed within RECONCILE_GRACE (SKIPPED).
 
         The write is conditional on the version read: when someone else wrote the lead meanwhile, read
         it again and recompute, so no update is ever lost and the score always reflects what was read.
@@ -105,6 +113,8 @@ class ScoringService:
                 if state.in_decay_index:
                     self.scores.leave_decay_index(lead_id)
                 return RescoreOutcome.SKIPPED
+            if skip_recent and state.lead.updated_at > self.now() - RECONCILE_GRACE:
+                return RescoreOutcome.SKIPPED  # the stream is still at work on it: neither score nor route
             if (
                 behind_only
                 and state.scored_lead_version == state.lead.version
@@ -324,7 +334,7 @@ class RescoreService:
         """One open lead: True when it was left behind (and is now scored or routed)."""
         if self.route is None:
             raise RuntimeError("This function cannot route leads: no routing was given to RescoreService")
-        outcome = self.scoring.rescore(lead_id, book, open_only=True, behind_only=True)
+        outcome = self.scoring.rescore(lead_id, book, open_only=True, behind_only=True, skip_recent=True)
         if outcome in (RescoreOutcome.SKIPPED, RescoreOutcome.MISSING):
             return False
         routed = self.route(lead_id)
