@@ -357,7 +357,7 @@ def test_an_admin_sets_capacity_working_hours_and_out_of_office_on_the_users_pag
 ) -> None:
     # Given the admin on the users page (they change their own settings: no rep's assignment moves)
     admin = bearer(console_stack, "admin")
-    page = new_page()
+    page = new_page(PHONE)
     page.goto(console_stack.url + "/app/#/users")
     sign_in(page, "admin")
     me = page.get_by_role("form", name="User Alex Admin")
@@ -373,9 +373,9 @@ def test_an_admin_sets_capacity_working_hours_and_out_of_office_on_the_users_pag
     me.get_by_role("button", name="Save Alex Admin").click()
     expect(me.get_by_label("Time zone")).to_have_attribute("aria-invalid", "true")
 
-    # Then a real one saves all three settings
+    # Then a real one saves all three settings (Enter in a field submits: usable from the keyboard)
     me.get_by_label("Time zone").fill("Europe/Paris")
-    me.get_by_role("button", name="Save Alex Admin").click()
+    me.get_by_label("Time zone").press("Enter")
     expect(page.get_by_role("form", name="User Alex Admin").get_by_label("Time zone")).to_have_value(
         "Europe/Paris"
     )
@@ -385,3 +385,15 @@ def test_an_admin_sets_capacity_working_hours_and_out_of_office_on_the_users_pag
     assert saved["working_hours"]["time_zone"] == "Europe/Paris"
     assert saved["out_of_office"]["start"].startswith("2031-03-0")
     assert page_check(page, "users") == []
+
+    # and the manager pages fit a 375 px wide phone: nothing scrolls sideways
+    for hash_, heading in (
+        ("users", "Users"),
+        ("assignment-rules", "Assignment rules"),
+        ("nurture", "Nurture sequences"),
+        ("rules", "Scoring rules"),
+    ):
+        page.goto(f"{console_stack.url}/app/#/{hash_}")
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile("^(Save|Add)")).first).to_be_visible()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375, hash_
