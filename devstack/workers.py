@@ -109,11 +109,12 @@ class Worker:
                 raise TimeoutError
             try:
                 ready, _, _ = select.select([self._response_read], [], [], remaining)
-                if not ready:
-                    raise TimeoutError
-                chunk = os.read(self._response_read, 1 << 20)
+                chunk = os.read(self._response_read, 1 << 20) if ready else None
             except (OSError, ValueError) as exc:
                 raise WorkerDied(f"response pipe failed ({exc!r})") from exc
+            if chunk is None:
+                # Outside the try: TimeoutError is an OSError, and a timeout is not a dead worker
+                raise TimeoutError
             if not chunk:
                 raise WorkerDied(f"exit code {self.process.wait()}")
             self._buffer += chunk

@@ -74,6 +74,7 @@ def test_the_stage_names_the_secrets() -> None:
 
     assert sorted(secret.arn for secret in prod.secrets) == [
         secret_arn("leadflow/prod/cursor-signing-key"),
+        secret_arn("leadflow/prod/privacy-hash-key"),
         secret_arn("leadflow/prod/unsubscribe-signing-key"),
     ]
 
@@ -85,7 +86,12 @@ def test_provisioning_creates_the_template_secrets_where_the_functions_look(
 
     cursor_arn = template.function("LeadQueriesFunction").environment["CURSOR_KEY_SECRET"]
     unsubscribe_arn = template.function("UnsubscribeFunction").environment["UNSUBSCRIBE_KEY_SECRET"]
-    assert arns == {"CursorSigningKey": cursor_arn, "UnsubscribeSigningKey": unsubscribe_arn}
+    privacy_arn = template.function("PrivacyFunction").environment["PRIVACY_KEY_SECRET"]
+    assert arns == {
+        "CursorSigningKey": cursor_arn,
+        "UnsubscribeSigningKey": unsubscribe_arn,
+        "PrivacyHashKey": privacy_arn,
+    }
     described = secretsmanager.describe_secret(SecretId="leadflow/dev/cursor-signing-key")
     assert described["ARN"] == cursor_arn
     assert described["Description"].startswith("HMAC key of the GET /leads page cursors")
