@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from crm import bootstrap
 from crm.platform.batches import batch_processor
+from crm.platform.budget import record_budget, time_budget
 from crm.platform.observability import logger, metrics, tracer
 from crm.scoring.service import StreamBatch
 
@@ -23,6 +24,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureRes
     batch = StreamBatch(bootstrap.scoring_service(), bootstrap.rescore_service())
 
     def handle(record: DynamoDBRecord) -> None:
-        batch.handle_record(record.raw_event)
+        # Each record has its own time budget: one slow lead fails alone, not the batch by a timeout
+        with time_budget(record_budget(context.get_remaining_time_in_millis())):
+            batch.handle_record(record.raw_event)
 
     return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

@@ -1,6 +1,7 @@
 """The scoring functions called in-process with the sample events (stream, SQS, API), against moto."""
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,6 +165,38 @@ def test_one_failing_record_is_reported_alone_and_the_rest_of_the_batch_is_score
 
     assert response == {"batchItemFailures": [{"itemIdentifier": rules_change["dynamodb"]["SequenceNumber"]}]}
     assert score_of(stack, lead_id)[0] == 50
+
+
+def test_a_lead_whose_scoring_runs_past_its_time_budget_fails_alone_and_its_neighbours_are_scored(
+    invoke: Any, stack: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slow lead (each rule slow for it) must not time out the batch: its record fails alone, well
+    inside the function's timeout, and the records before and after it are scored in the same invocation."""
+    from crm.platform import budget
+    from crm.scoring import engine
+
+    before, slow, after = new_lead(invoke), new_lead(invoke, title="Slow Poke"), new_lead(invoke)
+    api(invoke, "list_scoring_rules.json")  # seeds the rules
+    award = engine._AttributeRule.award
+
+    def slow_for_one_lead(rule: Any, lead: Any) -> Any:
+        if lead.title == "Slow Poke":
+            time.sleep(0.4)
+        return award(rule, lead)
+
+    monkeypatch.setattr(engine._AttributeRule, "award", slow_for_one_lead)
+    monkeypatch.setattr(budget, "RECORD_BUDGET_SECONDS", 1.0)
+    records = [
+        record("INSERT", lead_item(stack["dynamodb"], stack["table"], lead)) for lead in (before, slow, after)
+    ]
+
+    started = time.monotonic()
+    response = invoke("ScoringFunction", stream_event(*records))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["dynamodb"]["SequenceNumber"]}]}
+    assert time.monotonic() - started < 5
+    assert score_of(stack, before)[0] == score_of(stack, after)[0] == 50
+    assert score_of(stack, slow)[1] is None  # not scored: retried alone by the event source mapping
 
 
 # ---------------------------------------------------------------- rule changes fan out

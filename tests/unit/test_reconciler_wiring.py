@@ -1,5 +1,6 @@
-"""The reconciler's wiring in template.yaml (issue 14): a schedule (every 10 minutes) of RescoreFunction with the event
-its handler knows, and an alarm on the metric it emits, in the namespace and service the functions use."""
+"""The reconciler's wiring in template.yaml (issue 14): a schedule (every 10 minutes) of RescoreFunction
+with the event its handler knows, and an alarm on the metric it emits, in the namespace and service the
+functions use."""
 
 import json
 from typing import Any

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from crm.conditions import Matcher, Operator, RuleScalar, RuleValue, compile_matcher, field_reader
 from crm.leads.model import Activity, Lead, LeadStatus, grade_for
+from crm.platform import budget
 from crm.scoring.rules import (
     ACTIVITY_TYPE_FIELD,
     RuleDefinition,
@@ -196,10 +197,15 @@ class CompiledRules:
         """The lead's score at `now`; `half_life_days` (None: no decay) ages behavioural points."""
         if half_life_days is not None and not half_life_days > 0:
             raise ValueError("half_life_days must be a positive number of days, or None for no decay")
-        awards = [rule.award(lead) for rule in self._attribute_rules]
+        awards = []
+        for rule in self._attribute_rules:
+            budget.check()  # a record's time budget (crm.platform.budget), between rules
+            awards.append(rule.award(lead))
         if self._behavioural_rules:
             occurrences = _occurrences(activities, now, half_life_days)
-            awards += [rule.award(occurrences, now) for rule in self._behavioural_rules]
+            for behavioural in self._behavioural_rules:
+                budget.check()
+                awards.append(behavioural.award(occurrences, now))
         entries = _ledger(_best_of_each_group([award for award in awards if award is not None]))
         total = sum(entry.points for entry in entries)
         score = min(max(total, MIN_SCORE), MAX_SCORE)
