@@ -267,8 +267,9 @@ class FunctionPool:
                 "deadline_ms": int(time.time() * 1000 + timeout * 1000),
                 "trace_id": _trace_id(),
             }
-            remaining = timeout - (time.perf_counter() - started) if cold else timeout
-            message = worker.invoke(request, max(remaining, 0.05))
+            # As on Lambda, a cold start's init phase is not counted against the function's timeout: the
+            # invocation gets its whole timeout once the worker is up (a loaded machine can be slow to init).
+            message = worker.invoke(request, timeout)
         except TimeoutError:
             self.log(
                 f"[{self.function.logical_id}] {_timestamp()} {request_id} "
