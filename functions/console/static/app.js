@@ -1056,31 +1056,48 @@ function assignmentRuleForm(rule, reload) {
     // One target: a user when one is picked, else the team (the API refuses both).
     if (body.target_user) delete body.target_team;
     else delete body.target_user;
-    const request = rule
-      ? () => api("PATCH", `/assignment-rules/${encodeURIComponent(rule.id)}`, { body, headers: { "If-Match": `"${rule.version}"` } })
-      : () => api("POST", "/assignment-rules", { body });
-    await submit(form, request, () => {
-      announce(`${body.name} saved`);
-      reload();
-    });
+    await saveItem(form, "/assignment-rules", rule, body, reload);
   });
   return form;
 }
 
-async function assignmentRulesPage() {
-  const main = setPage("Assignment rules");
+/* Save one item of a versioned collection: an existing one by PATCH with its version, a new one by POST. */
+async function saveItem(form, collection, item, body, reload) {
+  const request = item
+    ? () => api("PATCH", `${collection}/${encodeURIComponent(item.id)}`, { body, headers: { "If-Match": `"${item.version}"` } })
+    : () => api("POST", collection, { body });
+  await submit(form, request, () => {
+    announce(`${body.name} saved`);
+    reload();
+  });
+}
+
+/* A manager page of a collection: each item as its own editable form, then a form for a new one. */
+async function collectionPage({ title, who, hint, collection, newTitle, form, page }) {
+  const main = setPage(title);
   if (!isManager()) {
-    main.append(h("p", { text: "Assignment rules are for managers." }));
+    main.append(h("p", { text: `${who} are for managers.` }));
     return;
   }
   const body = h("div", {});
-  main.append(h("p", { class: "hint", text: "Tried by ascending priority: the first active rule whose conditions all match sends the lead to its target; none: the default team." }), body);
-  await load(body, () => api("GET", "/assignment-rules"), ({ data }) => {
-    const reload = () => assignmentRulesPage();
-    for (const rule of data.items || data.rules || []) {
-      body.append(h("section", { class: "card wide" }, h("h2", { text: rule.name }), assignmentRuleForm(rule, reload)));
+  main.append(h("p", { class: "hint", text: hint }), body);
+  await load(body, () => api("GET", collection), ({ data }) => {
+    for (const item of data.items) {
+      body.append(h("section", { class: "card wide" }, h("h2", { text: item.name }), form(item, page)));
     }
-    body.append(h("section", { class: "card wide" }, h("h2", { text: "New assignment rule" }), assignmentRuleForm(null, reload)));
+    body.append(h("section", { class: "card wide" }, h("h2", { text: newTitle }), form(null, page)));
+  });
+}
+
+function assignmentRulesPage() {
+  return collectionPage({
+    title: "Assignment rules",
+    who: "Assignment rules",
+    hint: "Tried by ascending priority: the first active rule whose conditions all match sends the lead to its target; none: the default team.",
+    collection: "/assignment-rules",
+    newTitle: "New assignment rule",
+    form: assignmentRuleForm,
+    page: assignmentRulesPage,
   });
 }
 
@@ -1205,31 +1222,20 @@ function sequenceForm(sequence, reload) {
       conditions: parseConditions(data.get("conditions")),
       active: data.get("active") === "on",
     };
-    const request = sequence
-      ? () => api("PATCH", `/nurture-sequences/${encodeURIComponent(sequence.id)}`, { body, headers: { "If-Match": `"${sequence.version}"` } })
-      : () => api("POST", "/nurture-sequences", { body });
-    await submit(form, request, () => {
-      announce(`${body.name} saved`);
-      reload();
-    });
+    await saveItem(form, "/nurture-sequences", sequence, body, reload);
   });
   return form;
 }
 
-async function nurturePage() {
-  const main = setPage("Nurture sequences");
-  if (!isManager()) {
-    main.append(h("p", { text: "Nurture sequences are for managers." }));
-    return;
-  }
-  const body = h("div", {});
-  main.append(h("p", { class: "hint", text: "Leads below the sales threshold join the first active sequence whose conditions match." }), body);
-  await load(body, () => api("GET", "/nurture-sequences"), ({ data }) => {
-    const reload = () => nurturePage();
-    for (const sequence of data.items || data.sequences || []) {
-      body.append(h("section", { class: "card wide" }, h("h2", { text: sequence.name }), sequenceForm(sequence, reload)));
-    }
-    body.append(h("section", { class: "card wide" }, h("h2", { text: "New nurture sequence" }), sequenceForm(null, reload)));
+function nurturePage() {
+  return collectionPage({
+    title: "Nurture sequences",
+    who: "Nurture sequences",
+    hint: "Leads below the sales threshold join the first active sequence whose conditions match.",
+    collection: "/nurture-sequences",
+    newTitle: "New nurture sequence",
+    form: sequenceForm,
+    page: nurturePage,
   });
 }
 
