@@ -45,17 +45,7 @@ class FollowUpRepository(TableRepository):
             "GSI2SK": f"{attributes['due_at']}#{timer.lead_id}",
             **attributes,
         }
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=marshal(item),
-                ConditionExpression="attribute_not_exists(PK)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        return self._put_if_absent(item)
 
     def get(self, lead_id: str) -> SlaTimer | None:
         item = self._get_item(sla_timer_key(lead_id))

@@ -90,14 +90,8 @@ class SubscriptionItem(BaseModel):
 class WebhookRepository(TableRepository):
     def create(self, subscription: Subscription) -> None:
         item = SubscriptionItem.of(subscription).model_dump()
-        try:
-            self.client.put_item(
-                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise Conflict("A webhook subscription with this id exists") from exc
-            raise translate(exc) from exc
+        if not self._put_if_absent(item):
+            raise Conflict("A webhook subscription with this id exists")
 
     def get(self, subscription_id: str) -> Subscription | None:
         item = self._get_item(subscription_key(subscription_id))

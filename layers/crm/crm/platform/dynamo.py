@@ -52,6 +52,18 @@ class TableRepository:
         item = response.get("Item")
         return unmarshal(item) if item else None
 
+    def _put_if_absent(self, item: dict[str, Any]) -> bool:
+        """Write `item` only if nothing is stored at its key yet; False when something already is."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc) from exc
+        return True
+
     def _query_pages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item a Query returns, page after page."""
         request: dict[str, Any] = {"TableName": self.table_name, **kwargs}

@@ -322,18 +322,12 @@ class PrivacyRepository(TableRepository):
     def create_plain_job(self, job: ErasureJob) -> tuple[ErasureJob, bool]:
         """A job that suppresses no one (retention): written once; the one with this id otherwise."""
         item = {**job_key(job.id), "entity": "erasure_job", **job.model_dump(mode="json", exclude_none=True)}
-        try:
-            self.client.put_item(
-                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc) from exc
-            existing = self.get_job(job.id)
-            if existing is None:
-                raise RetryableError("The retention job could not be read; try again") from exc
-            return existing, False
-        return job, True
+        if self._put_if_absent(item):
+            return job, True
+        existing = self.get_job(job.id)
+        if existing is None:
+            raise RetryableError("The retention job could not be read; try again")
+        return existing, False
 
     # ------------------------------------------------------------------ jobs
     def create_job(self, job: ErasureJob, now: datetime) -> ErasureJob | None:
@@ -408,18 +402,12 @@ class PrivacyRepository(TableRepository):
             "ttl": int((now + AUDIT_RETENTION).timestamp()),
             **marker.model_dump(exclude_none=True),
         }
-        try:
-            self.client.put_item(
-                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc) from exc
-            existing = self.page_marker(job_id, lead_id)
-            if existing is None:
-                raise RetryableError("The erasure page could not be read; try again") from exc
-            return existing
-        return marker
+        if self._put_if_absent(item):
+            return marker
+        existing = self.page_marker(job_id, lead_id)
+        if existing is None:
+            raise RetryableError("The erasure page could not be read; try again")
+        return existing
 
     def finish_page(self, job_id: str, lead_id: str, marker: PageMarker) -> bool:
         """Count a page into the job once (marker listed → done, and the job's counters added to)."""
@@ -510,13 +498,7 @@ class PrivacyRepository(TableRepository):
             "ttl": int((at + AUDIT_RETENTION).timestamp()),
             **{k: clock.isoformat(v) if isinstance(v, datetime) else v for k, v in record.items()},
         }
-        try:
-            self.client.put_item(
-                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc) from exc
+        self._put_if_absent(item)  # a retry finds it written
 
     def audit_records(self, month: str) -> list[dict[str, Any]]:
         return self._query_pages(

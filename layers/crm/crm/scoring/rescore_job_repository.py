@@ -65,20 +65,12 @@ class RescoreJobItem(BaseModel):
 class RescoreJobRepository(ScoringStore):
     def create(self, job: RescoreJob) -> tuple[RescoreJob, bool]:
         """Write a new job, or return the one with this id (a job id is written once)."""
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=marshal(RescoreJobItem.from_job(job).model_dump()),
-                ConditionExpression="attribute_not_exists(PK)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc) from exc
-            existing = self.get(job.job_id)
-            if existing is None:
-                raise RetryableError("The rescore job could not be read; try again") from exc
-            return existing, False
-        return job, True
+        if self._put_if_absent(RescoreJobItem.from_job(job).model_dump()):
+            return job, True
+        existing = self.get(job.job_id)
+        if existing is None:
+            raise RetryableError("The rescore job could not be read; try again")
+        return existing, False
 
     def get(self, job_id: str) -> RescoreJob | None:
         item = self._get_item(job_key(job_id))
