@@ -376,6 +376,8 @@ def test_an_admin_sets_capacity_working_hours_and_out_of_office_on_the_users_pag
     # Then a real one saves all three settings (Enter in a field submits: usable from the keyboard)
     me.get_by_label("Time zone").fill("Europe/Paris")
     me.get_by_label("Time zone").press("Enter")
+    # (the save is done once it is announced: the field keeps its value before that too)
+    expect(page.locator("#announcer")).to_have_text("Alex Admin saved")
     expect(page.get_by_role("form", name="User Alex Admin").get_by_label("Time zone")).to_have_value(
         "Europe/Paris"
     )
