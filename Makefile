@@ -135,7 +135,7 @@ unit: $(STAMP) ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit -q
 
 test: install lint validate build ## Everything CI runs: lint, validate, build, all tests
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.capture
