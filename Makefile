@@ -22,7 +22,7 @@ PORT ?= 3000
 ROLE ?= rep
 ENV ?= dev
 
-.PHONY: help install chromium lock dev dev-reset token test unit lint format validate build deploy bench bench-cost redrive clean
+.PHONY: help install chromium lock dev dev-reset token test unit lint format validate build deploy bench bench-cost bench-load redrive clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}' \
@@ -148,11 +148,18 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.follow_ups
 	$(MAKE) bench-cost
+	$(MAKE) bench-load
 
 # LEADS=200 for a quicker run (1,000 leads take a while on the local stack: its functions run one batch at a time).
 LEADS ?= 1000
 bench-cost: install ## What a lead costs: capacity, invocations, requests and $ per 1,000 leads (LEADS=1000)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.cost --leads $(LEADS)
+
+# RATE captures per second for SECONDS, then the same at a tenth of the rate as the baseline.
+RATE ?= 10
+SECONDS ?= 120
+bench-load: install ## Sustained form captures on the local stack: latency and lag to scored/assigned (RATE=10 SECONDS=120)
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.load --rate $(RATE) --seconds $(SECONDS)
 
 redrive: $(STAMP) ## Move dead-lettered messages back to their source queue; replay failed stream batches
 	$(BIN)/python -m devstack redrive
