@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from . import cors, oauth
+from . import cors, oauth, s3
 from .apigw_events import (
     HttpRequest,
     HttpResponse,
@@ -27,6 +27,8 @@ from .template import HttpApi, HttpRoute, JwtAuthorizer, Template
 from .workers import Invocation
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# Uploads to S3 through the stack (`/_s3/...`, a presigned PUT): a CSV of 100,000 leads and more.
+MAX_S3_BODY_BYTES = 512 * 1024 * 1024
 # Connections the kernel queues until the server thread accepts them. socketserver's default is 5: a burst
 # of a few dozen clients (a load test, a page's parallel fetches) then got resets or stalled SYN retries.
 LISTEN_BACKLOG = 128
@@ -43,6 +45,8 @@ class Backend(Protocol):
 
     def handle_oauth(self, request: HttpRequest) -> HttpResponse: ...
 
+    def handle_s3(self, request: HttpRequest) -> HttpResponse: ...
+
 
 def _message(status: int, message: str) -> HttpResponse:
     return json_response(status, {"message": message})
@@ -57,6 +61,8 @@ class ApiGateway:
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.raw_path.startswith("/_local/") or request.raw_path == "/_local":
             return self.backend.handle_local(request)
+        if s3.handles(request.raw_path):
+            return self.backend.handle_s3(request)  # S3 (moto) on this port, for presigned URLs
         if oauth.handles(request.raw_path):
             # Cognito managed login's pages (its own domain in AWS), served by the local issuer.
             return self.backend.handle_oauth(request)
@@ -146,7 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         path, _, query = self.path.partition("?")
         length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
+        limit = MAX_S3_BODY_BYTES if s3.handles(path) else MAX_BODY_BYTES
+        if length > limit:
             # Read and drop the body first: answering mid-upload would leave the client with a broken pipe.
             while length > 0:
                 chunk = self.rfile.read(min(length, 1 << 20))
@@ -156,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_message(413, "Request Entity Too Large"), close=True)
             return
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            body = self._read_chunked()
+            body = self._read_chunked(limit)
             if body is None:
                 self._send(_message(413, "Request Entity Too Large"), close=True)
                 return
@@ -177,11 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.gateway.log(f"[api] {self.command} {path}: devstack error {exc!r}")
             response = _message(500, "Internal Server Error")
         self._send(response)
-        if not path.startswith("/_local/"):
+        if not path.startswith(("/_local/", s3.PREFIX)):
             elapsed = (time.perf_counter() - started) * 1000
             self.gateway.log(f"[api] {self.command} {self.path} {response.status} {elapsed:.0f}ms")
 
-    def _read_chunked(self) -> bytes | None:
+    def _read_chunked(self, limit: int = MAX_BODY_BYTES) -> bytes | None:
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -189,13 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
             if size == 0:
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass
-                return b"".join(chunks) if total <= MAX_BODY_BYTES else None
+                return b"".join(chunks) if total <= limit else None
             total += size
             data = self.rfile.read(size)
-            if total <= MAX_BODY_BYTES:
+            if total <= limit:
                 chunks.append(data)
             self.rfile.readline()
-            if total > MAX_BODY_BYTES and not data:
+            if total > limit and not data:
                 return None
 
     def _send(self, response: HttpResponse, close: bool = False) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .s3 import create_buckets
 from .seed import Seed
 from .template import LOCAL_REGION, Queue, Secret, Table, Template, TemplateError
 
@@ -264,10 +265,11 @@ def create_email_templates(ses_client: Any, template: Template) -> list[str]:
 
 
 def provision(clients: Any, template: Template, seed: Seed) -> None:
-    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, secretsmanager, events, ses and
-    sesv2 attributes."""
+    """Everything, in dependency order. `clients` has dynamodb, sqs, ssm, secretsmanager, events, ses,
+    sesv2 and s3 attributes."""
     create_tables(clients.dynamodb, template)
     create_queues(clients.sqs, template)
+    create_buckets(clients.s3, template)
     create_parameters(clients.ssm, template, seed)
     create_secrets(clients.secretsmanager, template, seed)
     create_event_buses(clients.events, template)

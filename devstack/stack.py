@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from . import captcha, outbox
+from . import captcha, outbox, s3
 from .apigw_events import HttpRequest, HttpResponse, json_response
 from .auth import LOCAL_ISSUER, Authorization, authorize, issue_token, jwks, load_or_create_key
 from .clock import Clock, parse_duration
@@ -97,6 +97,7 @@ class LocalStack:
         self.schedules: ScheduleRunner | None = None
         self.rules: RulePump | None = None
         self.event_log: EventLog | None = None
+        self.s3: s3.S3Front | None = None
         self._stop = threading.Event()
         self._lock = StackLock(self.data.lock_file)
         self._key: Any = None
@@ -152,6 +153,16 @@ class LocalStack:
                 function, lambda_environment(function, overrides), self.log, self.workers_per_function
             )
         self._start_pumps(template, create_event_rules(self.clients.events, self.clients.sqs, template))
+        # S3 on this stack's port (presigned URLs), and the template's bucket notifications.
+        self.s3 = s3.S3Front(
+            template,
+            self.fault_proxy.forward,
+            invoke=self.invoke,
+            sqs=self.clients.sqs,
+            events=self.clients.events,
+            log=self.log,
+            stop=self._stop,
+        ).start()
         self.event_log = EventLog(self.clients.events, self.clients.sqs, template)
         seeded = finish_app_seeding(seeding)
         if seeded:
@@ -202,11 +213,13 @@ class LocalStack:
             sesv2=session.client("sesv2", endpoint_url=moto, config=config),
             ses=session.client("ses", endpoint_url=moto, config=config),
             scheduler=session.client("scheduler", endpoint_url=moto, config=config),
+            s3=session.client("s3", endpoint_url=moto, config=config),
         )
 
     def _worker_overrides(self) -> dict[str, str]:
         """Only endpoints and credentials differ from AWS; the code paths stay the same."""
         assert self.dynamodb_local is not None and self.moto is not None and self.fault_proxy is not None
+        assert self.server is not None
         ddb, moto = self.dynamodb_local.endpoint_url, self.moto.endpoint_url
         faulty = self.fault_proxy.url
         self.data.aws_config.touch()
@@ -220,6 +233,8 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SCHEDULER": moto,
             "AWS_ENDPOINT_URL_SSM": moto,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
+            # Through this stack's port, so the presigned URLs the functions make work from a browser here.
+            "AWS_ENDPOINT_URL_S3": s3.endpoint_url(self.server.url),
             "AWS_REGION": LOCAL_REGION,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             "AWS_ACCESS_KEY_ID": "local",
@@ -287,7 +302,7 @@ class LocalStack:
             self.server.stop()
         for pump in self.pumps:
             pump.thread.join(timeout=5)
-        for runner in (self.schedules, self.rules):
+        for runner in (self.schedules, self.rules, self.s3):
             if runner is not None and runner.thread.is_alive():
                 runner.thread.join(timeout=5)
         for pool in self.pools.values():
@@ -416,6 +431,11 @@ class LocalStack:
         if self.oauth is None:
             return json_response(503, {"message": "Service Unavailable"})
         return self.oauth.handle(request)
+
+    def handle_s3(self, request: HttpRequest) -> HttpResponse:
+        if self.s3 is None:
+            return json_response(503, {"message": "Service Unavailable"})
+        return self.s3.handle(request)
 
     def handle_local(self, request: HttpRequest) -> HttpResponse:
         path = request.raw_path.rstrip("/")

@@ -157,6 +157,8 @@ class EventSourceMapping:
     max_record_age_s: int
     on_failure_arn: str | None
     enabled: bool
+    # Stream mappings: concurrent batches per shard, records of one partition key always in the same one.
+    parallelization_factor: int = 1
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,40 @@ class EventRule:
     pattern: dict[str, Any]
     targets: tuple[RuleTarget, ...]
     enabled: bool
+
+
+@dataclass(frozen=True)
+class BucketNotification:
+    """Where a bucket's object events go (`NotificationConfiguration`, as SAM's `Type: S3` events write it):
+    a function, a queue, or EventBridge's default bus (`EventBridgeConfiguration`, every event)."""
+
+    events: tuple[str, ...]  # "s3:ObjectCreated:*", "s3:ObjectCreated:Put"...
+    prefix: str = ""
+    suffix: str = ""
+    function_logical_id: str | None = None
+    queue_arn: str | None = None
+    eventbridge: bool = False
+
+    def matches(self, event_name: str, key: str) -> bool:
+        """`event_name` as S3 sends it ("ObjectCreated:Put"); `key` decoded."""
+        if not key.startswith(self.prefix) or not key.endswith(self.suffix):
+            return False
+        return any(
+            f"s3:{event_name}" == pattern
+            or (pattern.endswith(":*") and f"s3:{event_name}".startswith(pattern[:-1]))
+            for pattern in self.events
+        )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An S3 bucket (`AWS::S3::Bucket`), created in moto under the name its `!Ref` gives."""
+
+    logical_id: str
+    name: str
+    arn: str
+    properties: dict[str, Any]
+    notifications: tuple[BucketNotification, ...]
 
 
 @dataclass(frozen=True)
@@ -249,6 +285,7 @@ class Template:
     event_buses: list[str] = field(default_factory=list)
     email_identities: list[str] = field(default_factory=list)
     email_templates: list[EmailTemplate] = field(default_factory=list)
+    buckets: list[Bucket] = field(default_factory=list)
 
     @property
     def routes(self) -> list[HttpRoute]:
@@ -321,6 +358,9 @@ def load_template(
         declared = (resource.get("Properties") or {}).get("Name")
         if resource["Type"] in ("AWS::SSM::Parameter", "AWS::Events::EventBus") and declared is not None:
             symbols[logical_id]["Ref"] = resolver.intrinsic_property_resolver(declared, False)
+        elif resource["Type"] == "AWS::S3::Bucket" and "BucketName" in (resource.get("Properties") or {}):
+            bucket = str(resolver.intrinsic_property_resolver(resource["Properties"]["BucketName"], False))
+            symbols[logical_id].update(_bucket_attributes(bucket))
         elif resource["Type"] == "AWS::SecretsManager::Secret" and declared is not None:
             # A secret's Ref (and Id) is its ARN, which carries the declared name.
             secret = secret_arn(str(resolver.intrinsic_property_resolver(declared, False)))
@@ -486,8 +526,21 @@ def _attributes(logical_id: str, kind: str, props: dict[str, Any], sqs_base: str
         return {"Ref": secret, "Id": secret}
     if kind == "AWS::ApiGatewayV2::Api":
         return {"Ref": logical_id.lower(), "ApiEndpoint": "http://127.0.0.1"}
+    if kind == "AWS::S3::Bucket":
+        # Unnamed, CloudFormation names it after the stack and logical id, in lower case (S3's rule); a
+        # declared BucketName is resolved later.
+        return _bucket_attributes(name.lower())
     service = kind.split("::")[1].lower() if kind.count("::") == 2 else "local"
     return {"Ref": name, "Arn": arn(service, name)}
+
+
+def _bucket_attributes(name: str) -> dict[str, str]:
+    return {
+        "Ref": name,
+        "Arn": f"arn:aws:s3:::{name}",
+        "DomainName": f"{name}.s3.amazonaws.com",
+        "RegionalDomainName": f"{name}.s3.{LOCAL_REGION}.amazonaws.com",
+    }
 
 
 def _resolver(cfn: dict[str, Any], symbols: dict[str, Any]) -> Any:
@@ -645,6 +698,11 @@ def _build_model(template: Template, symbols: dict[str, Any]) -> None:
         for _, props in by_type.get("AWS::SES::EmailIdentity", [])
         if "EmailIdentity" in props
     ]
+    for logical_id, props in by_type.get("AWS::S3::Bucket", []):
+        attrs = symbols[logical_id]
+        template.buckets.append(
+            Bucket(logical_id, attrs["Ref"], attrs["Arn"], props, _bucket_notifications(props, template))
+        )
     for logical_id, props in by_type.get("AWS::SES::Template", []):
         spec = props.get("Template") or {}
         template.email_templates.append(
@@ -657,6 +715,32 @@ def _build_model(template: Template, symbols: dict[str, Any]) -> None:
                 text=str(spec.get("TextPart", "")),
             )
         )
+
+
+def _bucket_notifications(props: dict[str, Any], template: Template) -> tuple[BucketNotification, ...]:
+    config = props.get("NotificationConfiguration") or {}
+    found: list[BucketNotification] = []
+    for kind, target_key in (("LambdaConfigurations", "Function"), ("QueueConfigurations", "Queue")):
+        for entry in config.get(kind) or []:
+            rules = {
+                str(rule["Name"]).lower(): str(rule["Value"])
+                for rule in ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+            }
+            target = str(entry[target_key])
+            found.append(
+                BucketNotification(
+                    events=tuple(_as_list(entry["Event"])),
+                    prefix=rules.get("prefix", ""),
+                    suffix=rules.get("suffix", ""),
+                    function_logical_id=template.function(target).logical_id
+                    if target_key == "Function"
+                    else None,
+                    queue_arn=target if target_key == "Queue" else None,
+                )
+            )
+    if (config.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled") in (True, "true"):
+        found.append(BucketNotification(events=("s3:*",), eventbridge=True))
+    return tuple(found)
 
 
 _QUEUE_ATTRIBUTES = (
@@ -772,6 +856,7 @@ def _event_source_mapping(logical_id: str, props: dict[str, Any], template: Temp
         max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
         on_failure_arn=on_failure,
         enabled=bool(props.get("Enabled", True)),
+        parallelization_factor=int(props.get("ParallelizationFactor", 1)),
     )
 
 
