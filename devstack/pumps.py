@@ -4,9 +4,11 @@ Streams: records in order per shard (children after their parents), batches of B
 MaximumBatchingWindowInSeconds, FilterCriteria applied (filtered-out records are skipped), partial batch
 failures resume from the first failed sequence number, BisectBatchOnFunctionError splits failing batches,
 MaximumRetryAttempts/MaximumRecordAgeInSeconds bound the retries, then DestinationConfig.OnFailure (SQS) gets
-the batch's description. Records reach the functions as AWS writes them: DynamoDB Local's quirks (an empty map
-written as `{}`) are put right here, so the functions need no local-only code. Each shard's position is saved
-in the data folder after every batch, so a restart neither replays nor loses records.
+the batch's description. ParallelizationFactor: up to that many batches of a shard run at once, split by
+partition key so one item's records stay in order. Records reach the functions as AWS writes them: DynamoDB
+Local's quirks (an empty map written as `{}`) are put right here, so the functions need no local-only code.
+Each shard's position is saved in the data folder after every batch, so a restart neither replays nor loses
+records.
 
 Queues: long-polled batches, filtered-out messages deleted (as Lambda does), successes deleted, failures left
 to come back after the visibility timeout; moto moves a message to the queue's DLQ once it has been received
@@ -20,7 +22,9 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -385,11 +389,9 @@ class StreamPump(_Pump):
         pending = self._pending.setdefault(shard_id, [])
         waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
         if pending and (
-            len(pending) >= self.mapping.batch_size
-            or waited >= self.mapping.batching_window_s
-            or iterator is None
+            len(pending) >= self._read_ahead or waited >= self.mapping.batching_window_s or iterator is None
         ):
-            batch = pending[: self.mapping.batch_size]
+            batch = pending[: self._read_ahead]
             # Delivered (or sent to the on-failure destination) before it leaves `pending` and before the
             # position moves: an exception anywhere in between leaves the batch to be delivered again.
             self._process(stream_arn, shard_id, batch)
@@ -422,10 +424,10 @@ class StreamPump(_Pump):
         shard_id = shard["ShardId"]
         iterator = self._iterator(stream_arn, state, shard, first_run)
         pending = self._pending.setdefault(shard_id, [])
-        while iterator and len(pending) < self.mapping.batch_size and not self.stop.is_set():
+        while iterator and len(pending) < self._read_ahead and not self.stop.is_set():
             try:
                 response = self.streams.get_records(
-                    ShardIterator=iterator, Limit=min(1000, self.mapping.batch_size - len(pending))
+                    ShardIterator=iterator, Limit=min(1000, self._read_ahead - len(pending))
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in (
@@ -450,10 +452,33 @@ class StreamPump(_Pump):
         self._iterators[shard_id] = iterator
         return iterator
 
+    @property
+    def _read_ahead(self) -> int:
+        """Records read before delivering: a batch for each of the shard's concurrent batches."""
+        return self.mapping.batch_size * max(1, self.mapping.parallelization_factor)
+
     def _process(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]]) -> None:
+        """Deliver what was read, as Lambda does with a ParallelizationFactor: the records are split into
+        that many concurrent lanes by partition key (so one key's records stay in order, in one lane), each
+        lane delivered in batches of BatchSize in turn; the position moves once every lane is done."""
         selected = [r for r in records if matches_any(self.mapping.filters, r)]
-        if selected:
-            self._deliver(stream_arn, shard_id, selected, attempts=0)
+        lanes: dict[int, list[dict[str, Any]]] = {}
+        factor = max(1, self.mapping.parallelization_factor)
+        for record in selected:
+            lane = zlib.crc32(json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()) % factor
+            lanes.setdefault(lane, []).append(record)
+
+        def deliver_lane(lane: list[dict[str, Any]]) -> None:
+            for start in range(0, len(lane), self.mapping.batch_size):
+                self._deliver(stream_arn, shard_id, lane[start : start + self.mapping.batch_size], attempts=0)
+
+        if len(lanes) <= 1:
+            for lane in lanes.values():
+                deliver_lane(lane)
+            return
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix=f"lane {self.mapping.logical_id}") as pool:
+            for future in [pool.submit(deliver_lane, lane) for lane in lanes.values()]:
+                future.result()  # re-raises _Interrupted: nothing is checkpointed then
 
     def _deliver(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
         """Lambda's retry rules for one batch: retry from the first failed record (partial batch responses)
