@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.assignment.rule_service import AssignmentRuleService
     from crm.assignment.service import AssignmentService
     from crm.conversion.service import ConversionService
+    from crm.exports.service import ExportService
     from crm.follow_ups.service import FollowUpService
     from crm.integrations.publisher import DomainEventPublisher
     from crm.integrations.webhooks import Subscription, WebhookService
@@ -604,6 +605,29 @@ def privacy_service() -> "PrivacyService":
         suppression_list(),
         publisher(),
         settings.privacy_queue_url,
+    )
+
+
+@built_once
+def export_service() -> "ExportService":
+    from crm.exports.repository import ExportJobRepository
+    from crm.exports.service import ExportService, ExportSettings
+    from crm.exports.storage import S3ExportStorage
+
+    settings = get_settings()
+    return ExportService(
+        ExportJobRepository(settings.table_name),
+        S3ExportStorage(settings.exports_bucket),
+        lead_query_service(),
+        publisher(),
+        cursor_codec(),
+        ExportSettings(
+            queue_url=settings.export_queue_url,
+            page_size=settings.export_page_size,
+            part_bytes=settings.export_part_bytes,
+            link_seconds=settings.export_link_seconds,
+            lease_seconds=settings.export_lease_seconds,
+        ),
     )
 
 

@@ -33,6 +33,7 @@ from crm.api import (
     tasks,
     users,
 )
+from crm.api import exports as exports_api
 from crm.api import nurture as nurture_api
 from crm.api import privacy as privacy_api
 from crm.api import unsubscribe as unsubscribe_api
@@ -74,6 +75,7 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     unsubscribe_api.build_router,
     webhooks_api.build_router,
     privacy_api.build_router,
+    exports_api.build_router,
 ]
 
 

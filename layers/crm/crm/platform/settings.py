@@ -91,6 +91,15 @@ class Settings(BaseModel):
     webhook_dead_letter_queue_url: str = ""
     webhook_retry_base_seconds: float = Field(default=30, ge=0, le=900)
     webhook_allow_loopback: bool = False
+    # CSV exports (crm.exports.service): the private bucket of the files, the job's queue, leads per list
+    # page, bytes per multipart part (S3: at least 5 MiB but the last), how long a download link lasts, and
+    # the lease a worker holds on a job while it writes a part (longer than the function's timeout).
+    exports_bucket: str = ""
+    export_queue_url: str = ""
+    export_page_size: int = Field(default=100, ge=1, le=100)
+    export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    export_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    export_lease_seconds: int = Field(default=360, ge=1, le=3600)
 
     @field_validator("score_half_life_days", mode="before")
     @classmethod

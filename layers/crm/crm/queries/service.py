@@ -51,6 +51,18 @@ def _caller(principal: Principal) -> dict[str, object]:
     }
 
 
+def _search_prefix(text: str, others: list[str]) -> str:
+    if others:
+        raise BadQuery(
+            [FieldProblem(name, "cannot be combined with q") for name in others],
+            f"q (search) cannot be combined with {', '.join(others)}",
+        )
+    prefix = normalize(text)
+    if len(prefix) < MIN_PREFIX:
+        raise InvalidInput.single("q", f"must have at least {MIN_PREFIX} letters or digits")
+    return prefix
+
+
 class LeadQueryService:
     def __init__(
         self,
@@ -85,14 +97,7 @@ class LeadQueryService:
     ) -> LeadPage:
         """Leads with a first name, last name, email or company starting with `text`; `others` names the
         list parameters sent with it (search stands alone)."""
-        if others:
-            raise BadQuery(
-                [FieldProblem(name, "cannot be combined with q") for name in others],
-                f"q (search) cannot be combined with {', '.join(others)}",
-            )
-        prefix = normalize(text)
-        if len(prefix) < MIN_PREFIX:
-            raise InvalidInput.single("q", f"must have at least {MIN_PREFIX} letters or digits")
+        prefix = _search_prefix(text, others)
         scopes = caller_scopes(principal)
         query_fingerprint = fingerprint(kind="search", q=prefix, limit=limit, **_caller(principal))
         after = self.cursors.decode(cursor, query_fingerprint) if cursor else None
@@ -108,6 +113,40 @@ class LeadQueryService:
         ]
         more = len(hits) > limit
         return LeadPage(leads, self.cursors.encode(page[-1].sort_key, query_fingerprint) if more else None)
+
+    # ------------------------------------------------------------------ jobs (CSV exports)
+    def check_query(
+        self, principal: Principal, query: LeadListQuery, q: str | None, others: list[str]
+    ) -> None:
+        """Refuse, now, what `list_leads`/`search` would refuse for these parameters."""
+        if q is not None:
+            _search_prefix(q, others)
+        else:
+            plan_list(principal, query, self.shards)
+
+    def page_after(
+        self, principal: Principal, query: LeadListQuery, q: str | None, after: str | None
+    ) -> tuple[list[Lead], str | None]:
+        """A page of the same list (or search) as above, resumed strictly after a raw sort key instead of a
+        signed cursor (a job keeps its place in its own item; a cursor key rotation must not break it), and
+        the key to resume from (None: the list ends here)."""
+        limit = query.limit
+        if q is not None:
+            prefix = _search_prefix(q, [])
+            hits = self.search_index.search(caller_scopes(principal), prefix, limit, after)
+            found = self.lists.leads_by_id([hit.lead_id for hit in hits[:limit]])
+            leads = [
+                found[hit.lead_id]
+                for hit in hits[:limit]
+                if hit.lead_id in found
+                and can_view(principal, found[hit.lead_id])
+                and matches_prefix(tokens_for(found[hit.lead_id]), prefix)
+            ]
+            return leads, hits[limit - 1].sort_key if len(hits) > limit else None
+        entries = self.lists.read_page(plan_list(principal, query, self.shards), limit, after)
+        page = entries[:limit]
+        leads = [lead for lead in self.lists.leads(page) if matches(query, lead, principal)]
+        return leads, page[-1].sort_key if len(entries) > limit else None
 
     def timeline(
         self, principal: Principal, lead_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None

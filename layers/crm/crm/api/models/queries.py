@@ -55,8 +55,8 @@ def _date_or_time(value: str | None) -> str | None:
     return text
 
 
-class LeadListParams(BaseModel):
-    """`GET /leads` query parameters."""
+class LeadFilterParams(BaseModel):
+    """The filters of `GET /leads` (and of `POST /exports`, which exports that list)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -99,8 +99,6 @@ class LeadListParams(BaseModel):
         default=None, description="created_at (default) or score (default with score filters)"
     )
     order: Order = Order.DESC
-    limit: PageSize = DEFAULT_PAGE_SIZE
-    cursor: Cursor | None = None
 
     @field_validator("created_from", "created_to")
     @classmethod
@@ -114,7 +112,7 @@ class LeadListParams(BaseModel):
             name for name in type(self).model_fields if name not in skip and name in self.model_fields_set
         ]
 
-    def to_query(self) -> LeadListQuery:
+    def to_query(self, limit: int = DEFAULT_PAGE_SIZE) -> LeadListQuery:
         if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
             raise InvalidInput.single("min_score", "must not be greater than max_score")
         if self.created_from and self.created_to:
@@ -136,8 +134,18 @@ class LeadListParams(BaseModel):
             ),
             sort=self.sort,
             order=self.order,
-            limit=self.limit,
+            limit=limit,
         )
+
+
+class LeadListParams(LeadFilterParams):
+    """`GET /leads` query parameters."""
+
+    limit: PageSize = DEFAULT_PAGE_SIZE
+    cursor: Cursor | None = None
+
+    def to_query(self, limit: int | None = None) -> LeadListQuery:
+        return super().to_query(self.limit if limit is None else limit)
 
 
 class PageParams(BaseModel):
