@@ -201,6 +201,10 @@ EXPECTED: dict[str, Case] = {
     "GET /webhook-subscriptions/{subscription_id}/deliveries": Case(
         "/webhook-subscriptions/no-such-subscription/deliveries", **ADMIN_ONLY, admin=404
     ),
+    # ---- CSV exports: managers and admins (an export of a range with no lead yet; an unknown export: 404)
+    "POST /exports": Case("/exports", **staff(202), body={"created_from": "2099-01-01"}),
+    "GET /exports": Case("/exports", **staff(200)),
+    "GET /exports/{id}": Case("/exports/00000000-0000-4000-8000-000000000000", **staff(404)),
 }
 
 PROTECTED = sorted(
