@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where built, so the capture function's cold start 
     from crm.conversion.service import ConversionService
     from crm.exports.service import ExportService
     from crm.follow_ups.service import FollowUpService
+    from crm.imports.service import ImportService
     from crm.integrations.publisher import DomainEventPublisher
     from crm.integrations.webhooks import Subscription, WebhookService
     from crm.leads.changes import LeadChange, LeadEventsDispatcher
@@ -627,6 +628,29 @@ def export_service() -> "ExportService":
             part_bytes=settings.export_part_bytes,
             link_seconds=settings.export_link_seconds,
             lease_seconds=settings.export_lease_seconds,
+        ),
+    )
+
+
+@built_once
+def import_service() -> "ImportService":
+    from crm.imports.repository import ImportRepository
+    from crm.imports.service import ImportService, ImportSettings
+    from crm.imports.storage import S3ImportStorage
+
+    settings = get_settings()
+    return ImportService(
+        ImportRepository(settings.table_name),
+        S3ImportStorage(settings.imports_bucket),
+        capture_service(),
+        lead_repository(),
+        publisher(),
+        ImportSettings(
+            queue_url=settings.import_queue_url,
+            chunk_rows=settings.import_chunk_rows,
+            lease_seconds=settings.import_lease_seconds,
+            upload_seconds=settings.import_upload_seconds,
+            link_seconds=settings.import_link_seconds,
         ),
     )
 

@@ -34,6 +34,7 @@ from crm.api import (
     users,
 )
 from crm.api import exports as exports_api
+from crm.api import imports as imports_api
 from crm.api import nurture as nurture_api
 from crm.api import privacy as privacy_api
 from crm.api import unsubscribe as unsubscribe_api
@@ -76,6 +77,7 @@ ROUTER_FACTORIES: list[Callable[[], Router]] = [
     webhooks_api.build_router,
     privacy_api.build_router,
     exports_api.build_router,
+    imports_api.build_router,
 ]
 
 

@@ -100,6 +100,15 @@ class Settings(BaseModel):
     export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     export_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     export_lease_seconds: int = Field(default=360, ge=1, le=3600)
+    # CSV imports (crm.imports.service): the private bucket of the uploads and reject files, the chunks'
+    # queue, rows per chunk at most, the lease a worker holds on an import while it works a chunk (longer than
+    # the function's timeout), how long the upload link and the rejects link work.
+    imports_bucket: str = ""
+    import_queue_url: str = ""
+    import_chunk_rows: int = Field(default=5000, ge=1, le=100_000)
+    import_lease_seconds: int = Field(default=360, ge=1, le=3600)
+    import_upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    import_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     @field_validator("score_half_life_days", mode="before")
     @classmethod
