@@ -209,8 +209,8 @@ def notify_the_alarm_topic(alarm: dict[str, Any], template: Template) -> bool:
 def test_every_failure_queue_alarms_on_its_first_message(deployed: Template) -> None:
     queue_alarms = alarms_on(deployed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     failure_queues = {deployed.queue(arn).name for arn in failure_queue_arns(deployed)}
-    # PrivacyDeadLetterQueue: erasure pages; WebhookDeadLetterQueue; ExportDeadLetterQueue: export parts
-    assert len(failure_queues) == 10
+    # PrivacyDeadLetterQueue: erasure pages; WebhookDeadLetterQueue; Import-/ExportDeadLetterQueue (issue 17)
+    assert len(failure_queues) == 11
     assert failure_queues <= set(queue_alarms)
     for name in failure_queues:
         alarm = queue_alarms[name]
