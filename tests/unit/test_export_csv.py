@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from crm.exports.csv_rows import COLUMNS, HEADER, encode_rows
 from crm.leads.model import Lead, LeadStatus, MarketingConsent
 
@@ -120,10 +121,13 @@ def test_unicode_commas_quotes_and_newlines_survive_a_round_trip() -> None:
     data.decode("utf-8")  # valid UTF-8 throughout
 
 
-def test_the_documented_column_order_is_the_files() -> None:
-    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
-    section = text.split("## CSV exports", 1)[1]
-    listed = re.search(r"Columns, in this order: (.+?)\.\n", section, re.S)
+@pytest.mark.parametrize(
+    ("page", "after"), [("docs/api.md", "## CSV exports"), ("README.md", "**CSV exports.**")]
+)
+def test_the_documented_column_order_is_the_files(page: str, after: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    section = text.split(after, 1)[1]
+    listed = re.search(r"columns, in this order: (.+?)\.\n", section, re.S | re.I)
     assert listed is not None
-    documented = [name.strip(" `\n") for name in listed.group(1).split(",")]
+    documented = [" ".join(name.split()).strip("` ") for name in listed.group(1).split(",")]
     assert tuple(documented) == COLUMNS
