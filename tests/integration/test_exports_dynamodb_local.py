@@ -179,6 +179,16 @@ def test_filters_are_the_lists(exports: dict[str, Any]) -> None:
     assert {row["status"] for row in rows} == {"new"}
 
 
+def test_an_export_of_nothing_is_a_file_with_only_the_header(exports: dict[str, Any]) -> None:
+    service: ExportService = exports["service"]
+    later = DAY + timedelta(days=365)
+    job = service.request(ADMIN, ExportFilters(created_from=later), [])
+    drain(service, exports["queue"])
+    done = service.get(ADMIN, job.id)
+    assert (done.state, done.rows_written, len(done.parts)) == (ExportState.COMPLETED, 0, 1)
+    assert download(service, done) == []
+
+
 def test_a_crash_after_a_part_reached_s3_resumes_without_duplicates(exports: dict[str, Any]) -> None:
     service: ExportService = exports["service"]
     queue: Queue = exports["queue"]

@@ -64,7 +64,7 @@ class LeadPages(Protocol):
 class ExportSettings:
     queue_url: str
     page_size: int = 100
-    part_bytes: int = 8 * 1024 * 1024
+    part_bytes: int = 5 * 1024 * 1024  # the smallest part S3 takes: the least work per message
     link_seconds: int = 3600
     lease_seconds: int = 360
 

@@ -97,7 +97,7 @@ class Settings(BaseModel):
     exports_bucket: str = ""
     export_queue_url: str = ""
     export_page_size: int = Field(default=100, ge=1, le=100)
-    export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    export_part_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     export_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     export_lease_seconds: int = Field(default=360, ge=1, le=3600)
     # CSV imports (crm.imports.service): the private bucket of the uploads and reject files, the chunks'
