@@ -22,9 +22,11 @@ import io
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from crm.capture.service import CaptureService
@@ -43,6 +45,7 @@ from crm.imports.model import (
 )
 from crm.imports.repository import ImportRepository
 from crm.imports.storage import ImportStorage
+from crm.leads.model import LeadSubmission
 from crm.leads.permissions import require_role
 from crm.leads.repository import LeadRepository
 from crm.platform import clock
@@ -61,6 +64,7 @@ MARKER_PREFETCH_ROWS = 100
 class ImportSettings:
     queue_url: str
     chunk_rows: int = 5000  # rows per SQS message at most
+    parallel_rows: int = 8  # rows of distinct emails captured at once
     reserve_seconds: float = 20.0  # a chunk stops when the invocation has this little time left
     lease_seconds: int = 360  # longer than the function's timeout
     upload_seconds: int = 900  # how long the upload link works
@@ -87,6 +91,18 @@ class _Chunk:
     outcomes: list[tuple[int, RowOutcome, str | None]] = field(default_factory=list)
     rejects: list[RejectedRow] = field(default_factory=list)
     leads: set[str] = field(default_factory=set)  # leads this chunk's rows created or merged into
+
+
+@dataclass
+class _Pending:
+    """A row read, waiting for its batch: a rejection, an outcome, or a submission to capture."""
+
+    row: int
+    email: str | None = None
+    submission: LeadSubmission | None = None
+    reject: RejectedRow | None = None
+    outcome: RowOutcome | None = None
+    lead_id: str | None = None
 
 
 class ImportService:
@@ -222,6 +238,7 @@ class ImportService:
         markers: dict[int, dict[str, Any]] = {}
         prefetched = row - 1
         eof = False
+        batch: list[_Pending] = []
         while row - job.next_row < self.settings.chunk_rows:
             if remaining_ms() < self.settings.reserve_seconds * 1000:
                 break
@@ -232,14 +249,23 @@ class ImportService:
             if retry and row > prefetched:
                 prefetched = row + MARKER_PREFETCH_ROWS - 1
                 markers.update(self.repository.markers(job.id, row, prefetched))
-            self._row(job, header, record, row, markers.get(row) if retry else None, retry, begun, chunk)
+            pending = self._prepare(job, header, record, row, markers.get(row) if retry else None)
+            # Rows of one email are captured in file order: a batch holds each email once.
+            if pending.email is not None and pending.email in {p.email for p in batch}:
+                self._settle(batch, retry, begun, chunk)
+                batch = []
+            batch.append(pending)
             offset = record.end_offset
             row += 1
-            if len(chunk.outcomes) >= MARKER_FLUSH_ROWS:
+            if len(batch) >= self.settings.parallel_rows:
+                self._settle(batch, retry, begun, chunk)
+                batch = []
+            if len(chunk.outcomes) + len(chunk.rejects) >= MARKER_FLUSH_ROWS:
                 self._flush(job, chunk)
         else:
             # The limit is reached: a file that ends right here is done all the same.
             eof = next(iter(self.storage.read_from(job.object_key, offset)), None) is None
+        self._settle(batch, retry, begun, chunk)
         self._flush(job, chunk)
         next_row = row
         self.queue.send(
@@ -271,47 +297,62 @@ class ImportService:
             raise RetryableError("This chunk's lease was lost")
         return header.columns, first.end_offset
 
-    def _row(  # noqa: PLR0917 - one row's context
-        self,
-        job: ImportJob,
-        header: HeaderMap,
-        record: Record,
-        row: int,
-        marker: dict[str, Any] | None,
-        retry: bool,
-        begun: datetime,
-        chunk: _Chunk,
-    ) -> None:
+    @staticmethod
+    def _prepare(
+        job: ImportJob, header: HeaderMap, record: Record, row: int, marker: dict[str, Any] | None
+    ) -> "_Pending":
+        """What a row needs: nothing (empty), a rejection, the outcome its marker kept, or a capture."""
         if record.cells is None:
-            self._reject(
-                chunk, RejectedRow(row_number=row, values={}, reason=record.problem or "row: unreadable")
-            )
-            return
+            reason = record.problem or "row: unreadable"
+            return _Pending(row, reject=RejectedRow(row_number=row, values={}, reason=reason))
         if not any(cell.strip() for cell in record.cells):
-            return  # an empty row (a spreadsheet's trailing commas): nothing to import, nothing to count
-        values = header.values(record.cells)
+            return _Pending(row)  # a spreadsheet's trailing commas: nothing to import, nothing to count
         try:
             submission = header.submission(record.cells, job.default_source, job.requested_by)
         except RowRejected as exc:
-            self._reject(chunk, RejectedRow(row_number=row, values=values, reason=exc.reason))
-            return
+            values = header.values(record.cells)
+            return _Pending(row, reject=RejectedRow(row_number=row, values=values, reason=exc.reason))
         if marker is not None and marker.get("outcome") in (RowOutcome.CREATED, RowOutcome.MERGED):
-            outcome, lead_id = RowOutcome(str(marker["outcome"])), marker.get("lead_id")
-        elif retry and (found := self._captured_by_failed_attempt(submission.email, begun, chunk)):
-            outcome, lead_id = RowOutcome.CREATED, found
-        else:
-            result = self.capture.capture(submission)
-            outcome = RowOutcome.CREATED if result.created else RowOutcome.MERGED
-            lead_id = result.lead_id
-        if lead_id:
-            chunk.leads.add(str(lead_id))
-        chunk.counts[outcome] += 1
-        chunk.outcomes.append((row, outcome, str(lead_id) if lead_id else None))
+            lead_id = str(marker["lead_id"]) if marker.get("lead_id") else None
+            return _Pending(
+                row, email=submission.email, outcome=RowOutcome(str(marker["outcome"])), lead_id=lead_id
+            )
+        return _Pending(row, email=submission.email, submission=submission)
 
-    def _captured_by_failed_attempt(self, email: str, begun: datetime, chunk: _Chunk) -> str | None:
+    def _settle(self, batch: "builtins.list[_Pending]", retry: bool, begun: datetime, chunk: _Chunk) -> None:
+        """Capture the batch's rows at once (distinct emails), then count them in file order."""
+        captures = [pending for pending in batch if pending.submission is not None]
+        if len(captures) == 1:
+            self._capture(captures[0], retry, begun, chunk.leads)
+        elif captures:
+            known = frozenset(chunk.leads)
+            list(self._pool.map(lambda pending: self._capture(pending, retry, begun, known), captures))
+        for pending in batch:
+            if pending.reject is not None:
+                self._reject(chunk, pending.reject)
+            elif pending.outcome is not None:
+                if pending.lead_id:
+                    chunk.leads.add(pending.lead_id)
+                chunk.counts[pending.outcome] += 1
+                chunk.outcomes.append((pending.row, pending.outcome, pending.lead_id))
+
+    def _capture(self, pending: "_Pending", retry: bool, begun: datetime, known: Collection[str]) -> None:
+        assert pending.submission is not None
+        if retry and (found := self._captured_by_failed_attempt(pending.submission.email, begun, known)):
+            pending.outcome, pending.lead_id = RowOutcome.CREATED, found
+            return
+        result = self.capture.capture(pending.submission)
+        pending.outcome = RowOutcome.CREATED if result.created else RowOutcome.MERGED
+        pending.lead_id = result.lead_id
+
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.settings.parallel_rows, thread_name_prefix="import-row")
+
+    def _captured_by_failed_attempt(self, email: str, begun: datetime, known: Collection[str]) -> str | None:
         """The lead a failed attempt at this chunk created for this row, if it did (see the module doc)."""
         lead_id = self.leads.find_id_by_email(email)
-        if lead_id is None or lead_id in chunk.leads:
+        if lead_id is None or lead_id in known:
             return None
         lead = self.leads.get(lead_id)
         return lead_id if lead is not None and lead.created_at >= begun else None
