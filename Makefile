@@ -146,6 +146,7 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.conversion
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.assignment
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.exports
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.follow_ups
 	$(MAKE) bench-cost
 	$(MAKE) bench-load

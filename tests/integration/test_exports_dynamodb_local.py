@@ -70,7 +70,7 @@ class CrashingStorage(S3ExportStorage):
         self.at = at
         self.crashed = False
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         etag = super().upload_part(key, upload_id, number, data)
         if number == self.at and not self.crashed:
             self.crashed = True

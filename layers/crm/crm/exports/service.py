@@ -226,7 +226,7 @@ class ExportService:
                 break
         uploaded = None
         if buffer:
-            etag = self.storage.upload_part(job.object_key, upload_id, part, bytes(buffer))
+            etag = self.storage.upload_part(job.object_key, upload_id, part, buffer)  # no copy of the part
             uploaded = UploadedPart(number=part, etag=etag)
         if not self.repository.checkpoint(job.id, part, token, uploaded, rows, after, last):
             raise RetryableError(f"Export {job.id} changed hands while writing part {part}")

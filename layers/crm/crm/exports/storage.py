@@ -25,7 +25,7 @@ class ExportStorage(Protocol):
     def start_upload(self, key: str, file_name: str) -> str:
         """Begin a multipart upload of `key`; its upload id."""
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         """Write (or replace) part `number`; its ETag."""
 
     def complete_upload(self, key: str, upload_id: str, parts: list[UploadedPart]) -> None:
@@ -75,7 +75,7 @@ class S3ExportStorage:
             raise RetryableError("The export file could not be started; try again") from exc
         return str(response["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         try:
             response = self.client.upload_part(
                 Bucket=self._bucket(), Key=key, UploadId=upload_id, PartNumber=number, Body=data
@@ -136,11 +136,11 @@ class InMemoryExportStorage:
         self.uploads[upload_id] = {}
         return upload_id
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         if upload_id not in self.uploads:
             raise PermanentFailure("no such upload")
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest() + f"-{self.part_writes}"
-        self.uploads[upload_id][number] = (etag, data)
+        self.uploads[upload_id][number] = (etag, bytes(data))
         self.part_writes += 1
         return etag
 
