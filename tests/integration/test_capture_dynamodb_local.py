@@ -26,16 +26,17 @@ def items_for_email(stack: dict[str, Any], email: str) -> tuple[int, list[str]]:
     claim = dynamodb.get_item(TableName=table, Key={"PK": {"S": f"EMAIL#{email}"}, "SK": {"S": "EMAIL"}})
     claims = 1 if "Item" in claim else 0
     lead_ids: list[str] = []
-    for shard in range(8):
-        for status in ("new", "contacted"):
-            page = dynamodb.query(
-                TableName=table,
-                IndexName="GSI2",
-                KeyConditionExpression="GSI2PK = :pk",
-                FilterExpression="email = :email",
-                ExpressionAttributeValues={":pk": {"S": f"STATUS#{status}#{shard}"}, ":email": {"S": email}},
-            )
-            lead_ids += [item["id"]["S"] for item in page["Items"]]
+    request: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "entity = :lead AND email = :email",
+        "ExpressionAttributeValues": {":lead": {"S": "lead"}, ":email": {"S": email}},
+    }
+    while True:
+        page = dynamodb.scan(**request)
+        lead_ids += [item["id"]["S"] for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     return claims, lead_ids
 
 

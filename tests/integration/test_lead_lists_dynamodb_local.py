@@ -4,6 +4,7 @@ the table's real stream feeding the projection handlers."""
 import random
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from crm.platform.auth import Principal
 from crm.platform.dynamo import unmarshal
 from crm.platform.errors import BadQuery, NotFound, RetryableError
 from crm.queries.lists import LeadListQuery
+from crm.scoring.preview_repository import PreviewRepository
 from crm.tools.list_backfill import backfill
 
 from devstack.template import Template
@@ -220,13 +222,9 @@ def test_an_in_place_assignment_is_listed_for_its_rep_once_the_stream_repairs_th
     client.update_item(
         TableName=table,
         Key={"PK": {"S": f"LEAD#{subject.id}"}, "SK": {"S": "LEAD"}},
-        UpdateExpression="SET assigned_to = :rep, GSI1PK = :owner ADD #version :one",
+        UpdateExpression="SET assigned_to = :rep ADD #version :one",
         ExpressionAttributeNames={"#version": "version"},
-        ExpressionAttributeValues={
-            ":rep": {"S": "rep-1"},
-            ":owner": {"S": "OWNER#rep-1"},
-            ":one": {"N": "1"},
-        },
+        ExpressionAttributeValues={":rep": {"S": "rep-1"}, ":one": {"N": "1"}},
     )
     service = bootstrap.lead_query_service()
     assert subject.id not in {s.id for s in service.list_leads(REP, LeadListQuery(owner="me"), None).leads}
@@ -236,6 +234,8 @@ def test_an_in_place_assignment_is_listed_for_its_rep_once_the_stream_repairs_th
     assert [s.id for s in service.list_leads(REP, LeadListQuery(owner="me"), None).leads] == [subject.id]
     queue = service.list_leads(REP, LeadListQuery(owner="unassigned"), None).leads
     assert subject.id not in {s.id for s in queue}
+    key = {"PK": {"S": f"LEAD#{subject.id}"}, "SK": {"S": "LEAD"}}
+    assert "UNASSIGNEDPK" not in client.get_item(TableName=table, Key=key)["Item"]  # out of that index too
     assert project(reader.read()) == 1  # the repair's own record; it repairs nothing more
     assert project(reader.read()) == 0
     # A repair computed from an older state never overwrites the newer one.
@@ -430,6 +430,46 @@ def test_the_upgrade_backfill_gives_old_leads_their_list_keys_once(
     assert (first.leads, first.rewritten, again.rewritten) == (3, 3, 0)
     listed = service.list_leads(REP, LeadListQuery(owner="me"), None).leads
     assert {subject.id for subject in listed} == {subject.id for subject in old}
+
+
+def test_the_upgrade_backfill_moves_leads_stored_in_gsi1_3_to_the_status_source_and_unassigned_indexes(
+    use_table: Any, dynamodb_local: str
+) -> None:
+    table = use_table()
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
+    shards = bootstrap.index_shards()
+    waiting = lead(DAY, source="fair")  # unassigned
+    owned = lead(DAY + timedelta(minutes=1), source="fair", assigned_to="rep-1", team="sales")
+    for subject in (waiting, owned):  # as stored while leads were in GSI1-3 (projection ALL)
+        new_keys = ("STATUSPK", "SOURCEPK", "UNASSIGNEDPK")
+        item = {k: v for k, v in item_of(subject, shards).items() if k not in new_keys}
+        shard = zlib.crc32(subject.id.encode()) % shards
+        created = item["CREATEDSK"]
+        owner = f"OWNER#{subject.assigned_to}" if subject.assigned_to else f"OWNER#unassigned#{shard}"
+        legacy = {
+            "GSI1PK": owner,
+            "GSI2PK": f"STATUS#{subject.lead_status.value}#{shard}",
+            "GSI3PK": f"SOURCE#{subject.lead_source}#{shard}",
+        }
+        for pk, value in legacy.items():
+            item[pk] = {"S": value}
+            item[pk.replace("PK", "SK")] = created
+        client.put_item(TableName=table, Item=item)
+    service = bootstrap.lead_query_service()
+    by_source = LeadListQuery(source="fair")
+    assert service.list_leads(ADMIN, by_source, None).leads == []
+
+    first, again = backfill(table, shards, client), backfill(table, shards, client)
+
+    assert (first.leads, first.rewritten, first.out_of_gsi1_3) == (2, 2, 2)
+    assert (again.rewritten, again.out_of_gsi1_3) == (0, 0)
+    assert {s.id for s in service.list_leads(ADMIN, by_source, None).leads} == {waiting.id, owned.id}
+    unassigned = service.list_leads(ADMIN, LeadListQuery(owner="unassigned"), None).leads
+    assert [s.id for s in unassigned] == [waiting.id]
+    preview = PreviewRepository(table, shards, client=client)
+    assert set(preview.open_lead_ids()) == {waiting.id, owned.id}
+    for index in ("GSI1", "GSI2", "GSI3"):
+        assert client.scan(TableName=table, IndexName=index)["Items"] == []
 
 
 def test_concurrent_changes_of_many_leads_on_the_same_counters_all_count(use_table: Any) -> None:

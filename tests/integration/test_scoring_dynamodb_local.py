@@ -192,8 +192,8 @@ def open_leads(dynamodb: Any, table: str, shards: int) -> int:
         for shard in range(shards):
             kwargs: dict[str, Any] = {
                 "TableName": table,
-                "IndexName": "GSI2",
-                "KeyConditionExpression": "GSI2PK = :pk",
+                "IndexName": "StatusByCreated",
+                "KeyConditionExpression": "STATUSPK = :pk",
                 "ExpressionAttributeValues": {":pk": {"S": f"STATUS#{status.value}#{shard}"}},
                 "Select": "COUNT",
             }

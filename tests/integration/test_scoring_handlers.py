@@ -145,7 +145,7 @@ def test_reaching_80_qualifies_the_lead_once_with_an_activity_saying_why(invoke:
     item = lead_item(stack["dynamodb"], stack["table"], lead_id)
     assert (item["score"]["N"], item["grade"]["S"], item["lead_status"]["S"]) == ("90", "A+", "qualified")
     assert item["qualified"] == {"BOOL": True} and "qualified_at" in item
-    assert item["GSI2PK"]["S"].startswith("STATUS#qualified#")
+    assert item["STATUSPK"]["S"].startswith("STATUS#qualified#")
     (why,) = activities_of(stack["dynamodb"], stack["table"], lead_id, "lead_auto_qualified")
     assert "reached 90" in why["description"]["S"]
 

@@ -40,6 +40,7 @@ from crm.analytics.counters import (
     contributions,
     month_of,
 )
+from crm.leads.index import STATUS_BY_CREATED, status_pk
 from crm.leads.model import Lead, LeadStatus
 from crm.leads.repository import LeadItem
 from crm.platform import clock
@@ -329,35 +330,32 @@ class AnalyticsRepository(TableRepository):
 
     # ------------------------------------------------------------------ reconciliation
     def leads_created_on(self, day: date) -> list[Lead]:
-        """Every lead captured on `day`, by Query on the created-date index (GSI2: status x shard)."""
+        """Every lead captured on `day`: a Query of each shard of StatusByCreated (status x shard) for the
+        keys created that day, then the leads by key."""
         start = clock.isoformat(clock.parse(f"{day.isoformat()}T00:00:00Z"))
         end = clock.isoformat(clock.parse(f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"))
-        partitions = [
-            f"STATUS#{status.value}#{shard}" for status in LeadStatus for shard in range(self.shards)
-        ]
+        partitions = [status_pk(status.value, shard) for status in LeadStatus for shard in range(self.shards)]
 
         def read(pk: str) -> list[Lead]:
-            expression, names, values = key_condition("GSI2PK", "GSI2SK", pk, start, end)
-            kwargs: dict[str, Any] = {
-                "TableName": self.table_name,
-                "IndexName": "GSI2",
-                "KeyConditionExpression": expression,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-            leads: list[Lead] = []
-            try:
-                while True:
-                    response = self.client.query(**kwargs)
-                    for raw in response.get("Items", []):
-                        item = unmarshal(raw)
-                        if item.get("entity") == "lead":
-                            leads.append(LeadItem.model_validate(item).to_lead())
-                    if "LastEvaluatedKey" not in response:
-                        return leads
-                    kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            except ClientError as exc:
-                raise translate(exc) from exc
+            expression, names, values = key_condition(
+                STATUS_BY_CREATED.pk, STATUS_BY_CREATED.sk, pk, start, end
+            )
+            keys = [
+                {"PK": str(entry["PK"]), "SK": str(entry["SK"])}
+                for entry in self._query_pages(
+                    {
+                        "IndexName": STATUS_BY_CREATED.name,
+                        "KeyConditionExpression": expression,
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                )
+            ]
+            return [
+                LeadItem.model_validate(item).to_lead()
+                for item in self._get_many(keys)
+                if item.get("entity") == "lead"
+            ]
 
         return [lead for leads in _executor().map(read, partitions) for lead in leads]
 

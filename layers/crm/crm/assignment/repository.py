@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from crm.assignment.rules import AssignmentRule
-from crm.leads.index import list_index_attributes
+from crm.leads.index import UNASSIGNED_BY_CREATED, list_index_attributes, unassigned_owner_pk
 from crm.leads.model import Activity, Lead, LeadStatus
 from crm.leads.repository import ActivityItem, LeadItem, lead_key, shard_of
 from crm.platform import clock
@@ -110,7 +110,6 @@ def lead_update(
         "updated_at": clock.isoformat(after.updated_at),
         "version": expected_version + 1,
         "written_by": "lead",  # not the scoring function's own write: its stream filter must see this one
-        "GSI1PK": LeadItem.from_lead(after, shards).GSI1PK,
         **list_index_attributes(after, shards),
     }
     names: dict[str, str] = {"#version": "version"}
@@ -622,7 +621,7 @@ class AssignmentRepository(TableRepository):
     def unassigned_page(
         self, limit: int, before: str | None, team: str | None, include_nurture: bool
     ) -> tuple[list[Lead], str | None]:
-        """Unassigned leads, newest first, merged over the index shards; the cursor is the last GSI1SK."""
+        """Unassigned leads, newest first, merged over the index shards; the cursor is the last CREATEDSK."""
         collected: list[tuple[str, Lead]] = []
         for shard in range(self.shards):
             collected.extend(self._unassigned_shard(shard, limit, before, team, include_nurture))
@@ -634,10 +633,12 @@ class AssignmentRepository(TableRepository):
     def _unassigned_shard(
         self, shard: int, limit: int, before: str | None, team: str | None, include_nurture: bool
     ) -> list[tuple[str, Lead]]:
-        condition = "GSI1PK = :pk"
-        values: dict[str, Any] = {":pk": {"S": f"OWNER#unassigned#{shard}"}}
+        # UnassignedByCreated projects the attributes filtered on here (template.yaml); the leads themselves
+        # are then read by key, and one that changed meanwhile is checked again.
+        condition = "UNASSIGNEDPK = :pk"
+        values: dict[str, Any] = {":pk": {"S": unassigned_owner_pk(shard)}}
         if before is not None:
-            condition += " AND GSI1SK < :before"
+            condition += " AND CREATEDSK < :before"
             values[":before"] = {"S": before}
         filters = ["entity = :lead", "lead_status IN (:new, :contacted, :qualified)"]
         values.update({":lead": {"S": "lead"}, **{k: v for k, v in _OPEN_VALUES.items() if k != ":false"}})
@@ -649,25 +650,34 @@ class AssignmentRepository(TableRepository):
             values[":false"] = {"BOOL": False}
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": "GSI1",
+            "IndexName": UNASSIGNED_BY_CREATED.name,
             "KeyConditionExpression": condition,
             "FilterExpression": " AND ".join(filters),
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
             "Limit": limit + 1,
         }
-        found: list[tuple[str, Lead]] = []
+        entries: list[tuple[str, str]] = []  # (CREATEDSK, PK)
         try:
-            while len(found) <= limit:
+            while len(entries) <= limit:
                 response = self.client.query(**request)
                 for raw in response.get("Items", []):
-                    item = LeadItem.model_validate(unmarshal(raw))
-                    found.append((item.GSI1SK, item.to_lead()))
+                    entry = unmarshal(raw)
+                    entries.append((str(entry["CREATEDSK"]), str(entry["PK"])))
                 if "LastEvaluatedKey" not in response:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
             raise translate(exc) from exc
+        stored = {
+            str(item["PK"]): LeadItem.model_validate(item).to_lead()
+            for item in self._get_many([{"PK": pk, "SK": "LEAD"} for _, pk in entries])
+        }
+        found: list[tuple[str, Lead]] = []
+        for sort_key, pk in entries:
+            lead = stored.get(pk)
+            if lead is not None and _still_unassigned(lead, team, include_nurture):
+                found.append((sort_key, lead))
         return found
 
     # ------------------------------------------------------------------ helpers
@@ -785,6 +795,16 @@ class AssignmentRepository(TableRepository):
                 raise RetryableError("Another writer touched the same items; try again") from exc
             raise translate(exc) from exc
         return True
+
+
+def _still_unassigned(lead: Lead, team: str | None, include_nurture: bool) -> bool:
+    """What the unassigned queue's index filter asked, asked again of the lead as read by its key."""
+    return (
+        lead.assigned_to is None
+        and lead.lead_status in (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+        and (team is None or lead.team == team)
+        and (include_nurture or not lead.nurture)
+    )
 
 
 def _rule_condition_failed(exc: ClientError) -> bool:

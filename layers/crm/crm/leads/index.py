@@ -141,13 +141,18 @@ def team_owner_pk(team: str | None, user: str) -> str:
 
 
 def source_pk(source: str, shard: int) -> str:
-    """GSI3's key (written by the repository): sources compare lower-cased."""
+    """SourceByCreated's key: sources compare lower-cased."""
     return f"SOURCE#{source.lower()}#{shard}"
 
 
+def status_pk(status: str, shard: int) -> str:
+    """StatusByCreated's key: the lead's status alone (rescoring, previews, retention, reconciliation)."""
+    return f"STATUS#{status}#{shard}"
+
+
 def unassigned_owner_pk(shard: int) -> str:
-    """GSI1's key for leads nobody owns yet (written by the repository)."""
-    return f"OWNER#unassigned#{shard}"
+    """UnassignedByCreated's key (sparse: only leads nobody owns yet)."""
+    return f"UNASSIGNED#{shard}"
 
 
 # ---------------------------------------------------------------- the indexes
@@ -173,10 +178,12 @@ HOLDER_STAGE_BY_CREATED = ListIndex(
     "HolderStageByCreated", "HOLDERSTAGEPK", "CREATEDSK", Sort.CREATED_AT, True
 )
 TEAM_OWNER_BY_CREATED = ListIndex("TeamOwnerByCreated", "TEAMOWNERPK", "CREATEDSK", Sort.CREATED_AT, True)
-# The repository's original indexes (projection ALL), also used by lists.
-OWNER_BY_CREATED = ListIndex("GSI1", "GSI1PK", "GSI1SK", Sort.CREATED_AT, False)
-STATUS_BY_CREATED = ListIndex("GSI2", "GSI2PK", "GSI2SK", Sort.CREATED_AT, False)
-SOURCE_BY_CREATED = ListIndex("GSI3", "GSI3PK", "GSI3SK", Sort.CREATED_AT, False)
+# Leads by status, source and the unassigned ones: keys (and a few attributes that rarely change, see
+# template.yaml) only, like the list indexes, so that updating a lead does not rewrite it in them.
+# Leads used to be in GSI1-3 (projection ALL) under these keys: docs/deploying-and-operating.md.
+UNASSIGNED_BY_CREATED = ListIndex("UnassignedByCreated", "UNASSIGNEDPK", "CREATEDSK", Sort.CREATED_AT, True)
+STATUS_BY_CREATED = ListIndex("StatusByCreated", "STATUSPK", "CREATEDSK", Sort.CREATED_AT, True)
+SOURCE_BY_CREATED = ListIndex("SourceByCreated", "SOURCEPK", "CREATEDSK", Sort.CREATED_AT, True)
 
 LIST_INDEXES = (
     ALL_STAGE_BY_CREATED,
@@ -205,4 +212,8 @@ def list_index_attributes(lead: Lead, shards: int) -> dict[str, Any]:
         "HOLDERSTAGEPK": owner_stage_pk(owner, stage) if owner else queue_stage_pk(lead.team, stage, shard),
         # Sparse: only assigned leads are listed by owner within a team.
         "TEAMOWNERPK": team_owner_pk(lead.team, owner) if owner else None,
+        "STATUSPK": status_pk(lead.lead_status.value, shard),
+        "SOURCEPK": source_pk(lead.lead_source, shard),
+        # Sparse: only leads nobody owns are in the unassigned index.
+        "UNASSIGNEDPK": None if owner else unassigned_owner_pk(shard),
     }

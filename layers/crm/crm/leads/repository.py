@@ -6,9 +6,12 @@ Key design (see docs/data-model.md):
     lead            PK=LEAD#<id>        SK=LEAD
     activity        PK=LEAD#<id>        SK=ACTIVITY#<created_at>#<activity id>
     email claim     PK=EMAIL#<email>    SK=EMAIL          (uniqueness of a lead's email)
-    GSI1 owner      GSI1PK=OWNER#<user> | OWNER#unassigned#<shard>     GSI1SK=<created_at>#<id>
-    GSI2 status     GSI2PK=STATUS#<status>#<shard>                     GSI2SK=<created_at>#<id>
-    GSI3 source     GSI3PK=SOURCE#<source>#<shard>                     GSI3SK=<created_at>#<id>
+
+A lead's index keys are all derived in `crm.leads.index.list_index_attributes`: the list indexes, and
+UnassignedByCreated (`UNASSIGNEDPK=UNASSIGNED#<shard>` while nobody owns it), StatusByCreated
+(`STATUSPK=STATUS#<status>#<shard>`) and SourceByCreated (`SOURCEPK=SOURCE#<source>#<shard>`), each sorted
+by `CREATEDSK=<created_at>#<id>`. Leads are not in GSI1-3, whose projection is ALL: every update of a lead
+would be rewritten there.
 """
 
 import zlib
@@ -47,27 +50,13 @@ class LeadItem(BaseModel):
     # Who wrote the item last: the scoring function's score writes say "scoring", and its stream filter
     # skips exactly those (no loops). Every other write of a lead must say "lead" (this Put does).
     written_by: str = "lead"
-    GSI1PK: str
-    GSI1SK: str
-    GSI2PK: str
-    GSI2SK: str
-    GSI3PK: str
-    GSI3SK: str
 
     @classmethod
     def from_lead(cls, lead: Lead, shards: int) -> "LeadItem":
-        shard = shard_of(lead.id, shards)
-        created = f"{lead.model_dump(mode='json')['created_at']}#{lead.id}"
-        owner = f"OWNER#{lead.assigned_to}" if lead.assigned_to else f"OWNER#unassigned#{shard}"
+        keys = list_index_attributes(lead, shards)  # every index key (crm.leads.index)
         return cls(
             **lead_key(lead.id),
-            GSI1PK=owner,
-            GSI1SK=created,
-            GSI2PK=f"STATUS#{lead.lead_status.value}#{shard}",
-            GSI2SK=created,
-            GSI3PK=f"SOURCE#{lead.lead_source.lower()}#{shard}",
-            GSI3SK=created,
-            **list_index_attributes(lead, shards),  # the list indexes (crm.leads.index)
+            **{name: value for name, value in keys.items() if value is not None},  # sparse keys: absent
             **_lead_attributes(lead),
         )
 

@@ -1,5 +1,6 @@
 """DynamoDB plumbing shared by the data-access modules: item (un)marshalling and error translation."""
 
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from crm.platform.errors import RetryableError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+BATCH_GET_ATTEMPTS = 6
 serializer = TypeSerializer()
 deserializer = TypeDeserializer()
 
@@ -77,6 +79,28 @@ class TableRepository:
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         except ClientError as exc:
             raise translate(exc) from exc
+
+    def _get_many(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """The items at `keys` that exist (BatchGetItem, 100 keys a request, unprocessed keys asked again),
+        in no particular order. Eventually consistent: for items found through an index, which lags too."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": [marshal(k) for k in keys[start : start + 100]]}
+            }
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                try:
+                    response = self.client.batch_get_item(RequestItems=request)
+                except ClientError as exc:
+                    raise translate(exc) from exc
+                found.extend(unmarshal(raw) for raw in response.get("Responses", {}).get(self.table_name, []))
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(0.02 * 2**attempt)
+            else:
+                raise RetryableError("The database is busy; try again")
+        return found
 
     def get_together(self, keys: list[dict[str, str]], busy: str) -> list[dict[str, Any] | None]:
         """The items at `keys` read as one serializable snapshot (TransactGetItems), None where absent. An

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from crm.leads.index import STATUS_BY_CREATED, status_pk
 from crm.leads.repository import email_key, lead_key
 from crm.leads.suppression import stored_suppression, suppression_key
 from crm.platform import clock
@@ -279,27 +280,31 @@ class PrivacyRepository(TableRepository):
 
     def inactive_leads(self, cutoff: datetime, statuses: Iterable[str], limit: int) -> list[str]:
         """Leads in these statuses captured before `cutoff`, not changed since and with no activity since
-        (the status index, every shard, created before the cutoff; then the newest activity of each)."""
+        (the status index, every shard, created before the cutoff; then each lead's `updated_at` by key,
+        and the newest activity of each)."""
         moment = clock.isoformat(cutoff)
         found: list[str] = []
+        index = STATUS_BY_CREATED
         for status in statuses:
             for shard in range(self.shards):
-                for item in self._query_pages(
+                entries = self._query_pages(
                     {
-                        "IndexName": "GSI2",
-                        "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK < :cutoff",
+                        "IndexName": index.name,
+                        "KeyConditionExpression": f"{index.pk} = :pk AND {index.sk} < :cutoff",
                         "ExpressionAttributeValues": marshal(
-                            {":pk": f"STATUS#{status}#{shard}", ":cutoff": moment}
+                            {":pk": status_pk(status, shard), ":cutoff": moment}
                         ),
-                        "ProjectionExpression": "#id, updated_at",
-                        "ExpressionAttributeNames": {"#id": "id"},
                     }
-                ):
-                    if str(item.get("updated_at", "")) >= moment or self._active_since(
-                        str(item["id"]), moment
-                    ):
-                        continue
-                    found.append(str(item["id"]))
+                )
+                updated = {
+                    str(item["id"]): str(item.get("updated_at", ""))
+                    for item in self._get_many([lead_key(str(entry["id"])) for entry in entries])
+                }
+                for entry in entries:
+                    lead_id = str(entry["id"])
+                    if updated.get(lead_id, moment) >= moment or self._active_since(lead_id, moment):
+                        continue  # gone, changed or active since the cutoff
+                    found.append(lead_id)
                     if len(found) >= limit:
                         return found
         return found

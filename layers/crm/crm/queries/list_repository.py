@@ -29,6 +29,8 @@ BATCH_GET_LIMIT = 100
 BATCH_GET_ATTEMPTS = 5
 ACTIVITY_PREFIX = "ACTIVITY#"
 ACTIVITY_END = "ACTIVITY$"  # '$' sorts right after '#': the end of the activity keys
+# The keys leads had in GSI1-3 (projection ALL) before the status, source and unassigned indexes.
+LEGACY_LEAD_KEYS = ("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK")
 # The lead attributes the list-index keys are derived from (crm.leads.index.list_index_attributes).
 _INDEX_SOURCE_FIELDS = (
     "version",
@@ -195,6 +197,28 @@ class LeadListRepository(TableRepository):
         return page[: limit + 1]
 
     # ------------------------------------------------------------------ index upkeep
+    def drop_legacy_keys(self, image: dict[str, Any]) -> bool:
+        """Take a lead stored before it left GSI1-3 out of them (REMOVE its GSI1PK ... GSI3SK), only if it is
+        still at the version read; returns whether it wrote (crm.tools.list_backfill)."""
+        present = [name for name in LEGACY_LEAD_KEYS if name in image]
+        if not present or image.get("version") is None:
+            return False
+        names = {f"#k{index}": name for index, name in enumerate(present)}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal({"PK": image["PK"], "SK": image["SK"]}),
+                UpdateExpression="REMOVE " + ", ".join(names),
+                ConditionExpression="#version = :version",
+                ExpressionAttributeNames={**names, "#version": "version"},
+                ExpressionAttributeValues={":version": marshal({"v": image["version"]})["v"]},
+            )
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) == "ConditionalCheckFailedException":
+                return False  # changed meanwhile: run the tool again
+            raise translate(exc) from exc
+        return True
+
     def repair_index(self, image: dict[str, Any], lead: Lead, shards: int) -> bool:
         """Rewrite the list-index keys of a stored lead that differ from those its state calls for.
 

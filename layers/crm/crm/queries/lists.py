@@ -35,12 +35,12 @@ from crm.leads.index import (
     HOLDER_BY_CREATED,
     HOLDER_BY_SCORE,
     HOLDER_STAGE_BY_CREATED,
-    OWNER_BY_CREATED,
     SOURCE_BY_CREATED,
     STAGE_STATE,
     TEAM_OWNER_BY_CREATED,
     TEAM_STAGE_BY_CREATED,
     TEAM_STAGE_BY_SCORE,
+    UNASSIGNED_BY_CREATED,
     ListIndex,
     Sort,
     Stage,
@@ -279,7 +279,7 @@ class _Planner:
             if query.has_stage_filter:
                 raise _refuse("cannot be combined with owner=unassigned", *query.stage_filter_names())
             self.created_only("unassigned leads", "owner")
-            return self.plan(OWNER_BY_CREATED, [unassigned_owner_pk(n) for n in self.shards])
+            return self.plan(UNASSIGNED_BY_CREATED, [unassigned_owner_pk(n) for n in self.shards])
         if owner is not None:
             if query.has_stage_filter:
                 self.created_only("an owner's leads by status", "owner", *query.stage_filter_names())

@@ -1,6 +1,6 @@
 """Data access for the rule preview: the open leads, read in bulk and never written.
 
-- Which leads are open: a Query of each open-status shard of GSI2 (`STATUS#<status>#<n>`), all in
+- Which leads are open: a Query of each open-status shard of StatusByCreated (`STATUS#<status>#<n>`), all in
   parallel, projecting only the id.
 - Each lead with its activities (when some rule reads activities): one Query of its partition from the
   first activity to the lead item (`SK BETWEEN ACTIVITY# AND LEAD`), in parallel; else the lead items
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from crm.leads.index import STATUS_BY_CREATED
 from crm.leads.model import Activity, Lead
 from crm.leads.repository import ActivityItem, LeadItem, lead_key
 from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
@@ -49,8 +50,8 @@ class PreviewRepository(TableRepository):
     def _ids_in(self, partition_key: str) -> list[str]:
         items = self._query_pages(
             {
-                "IndexName": "GSI2",
-                "KeyConditionExpression": "GSI2PK = :pk",
+                "IndexName": STATUS_BY_CREATED.name,
+                "KeyConditionExpression": f"{STATUS_BY_CREATED.pk} = :pk",
                 "ProjectionExpression": "#id",
                 "ExpressionAttributeNames": {"#id": "id"},
                 "ExpressionAttributeValues": {":pk": attribute_value(partition_key)},

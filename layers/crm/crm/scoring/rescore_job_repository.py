@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from crm.leads.index import STATUS_BY_CREATED, UNASSIGNED_BY_CREATED
 from crm.platform import clock
 from crm.platform.dynamo import (
     cancellation_codes,
@@ -97,7 +98,7 @@ class RescoreJobRepository(ScoringStore):
         self, partition: Partition, start_key: dict[str, Any] | None, limit: int
     ) -> tuple[list[str], Any]:
         """One page of lead ids from an index partition, and the key to continue from (None: the end)."""
-        is_status = partition.index == "GSI2"
+        is_status = partition.index == STATUS_BY_CREATED.name
         reads_leads = is_status or partition.nurture_only  # lead items carry `id`, ledgers `lead_id`
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
@@ -109,10 +110,10 @@ class RescoreJobRepository(ScoringStore):
         if reads_leads:
             kwargs["ExpressionAttributeNames"] = {"#id": "id"}
         if is_status:
-            kwargs["KeyConditionExpression"] = "GSI2PK = :pk"
+            kwargs["KeyConditionExpression"] = f"{STATUS_BY_CREATED.pk} = :pk"
         elif partition.nurture_only:
             # Limit counts the items read before the filter: a page may hold fewer (or no) nurture leads.
-            kwargs["KeyConditionExpression"] = "GSI1PK = :pk"
+            kwargs["KeyConditionExpression"] = f"{UNASSIGNED_BY_CREATED.pk} = :pk"
             kwargs["FilterExpression"] = "nurture = :nurture"
             kwargs["ExpressionAttributeValues"][":nurture"] = attribute_value(True)
         elif partition.before is not None:

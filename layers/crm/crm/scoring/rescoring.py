@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from crm.leads.index import STATUS_BY_CREATED, UNASSIGNED_BY_CREATED, status_pk, unassigned_owner_pk
 from crm.leads.model import LEAD_FIELDS, Activity, Lead, LeadStatus, UtcDatetime
 from crm.platform import clock
 from crm.platform.ids import new_id
@@ -334,28 +335,30 @@ def is_job_id(job_id: str) -> bool:
 
 
 class Partition(BaseModel):
-    """One index partition a job pages through: a status shard of GSI2, or a decay shard of GSI1."""
+    """One index partition a job pages through: a status shard of StatusByCreated, an unassigned shard of
+    UnassignedByCreated, or a decay shard of GSI1 (score ledgers)."""
 
-    index: str = Field(pattern=r"^GSI[12]$")
+    index: str = Field(pattern=f"^(GSI1|{STATUS_BY_CREATED.name}|{UNASSIGNED_BY_CREATED.name})$")
     key: str = Field(min_length=1, max_length=200)
     # Decay pages: only entries scored before this (GSI1SK < before), i.e. before the pass started.
     before: str | None = None
-    # Re-routing pages: the unassigned leads of GSI1 flagged for nurture.
+    # Re-routing pages: the unassigned leads flagged for nurture.
     nurture_only: bool = False
 
 
 def status_partitions(shards: int) -> list[Partition]:
     return [
-        Partition(index="GSI2", key=f"STATUS#{status.value}#{shard}")
+        Partition(index=STATUS_BY_CREATED.name, key=status_pk(status.value, shard))
         for status in OPEN_STATUSES
         for shard in range(shards)
     ]
 
 
 def nurture_partitions(shards: int) -> list[Partition]:
-    """Where nurture leads are: unassigned (GSI1 `OWNER#unassigned#<n>`) and flagged `nurture`."""
+    """Where nurture leads are: unassigned (UnassignedByCreated `UNASSIGNED#<n>`) and flagged `nurture`."""
     return [
-        Partition(index="GSI1", key=f"OWNER#unassigned#{shard}", nurture_only=True) for shard in range(shards)
+        Partition(index=UNASSIGNED_BY_CREATED.name, key=unassigned_owner_pk(shard), nurture_only=True)
+        for shard in range(shards)
     ]
 
 

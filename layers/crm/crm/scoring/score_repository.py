@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
+from crm.leads.index import status_pk
 from crm.leads.model import Activity, Lead, LeadStatus
 from crm.leads.repository import ActivityItem, LeadItem, lead_key, shard_of
 from crm.platform import clock
@@ -173,7 +174,7 @@ class ScoreRepository(ScoringStore):
                     "qualified": True,
                     "qualified_at": clock.isoformat(lead.qualified_at or lead.updated_at),
                     "lead_status": lead.lead_status.value,
-                    "GSI2PK": f"STATUS#{lead.lead_status.value}#{shard_of(lead.id, self.shards)}",
+                    "STATUSPK": status_pk(lead.lead_status.value, shard_of(lead.id, self.shards)),
                     "updated_at": clock.isoformat(lead.updated_at),
                 }
             assignments = []

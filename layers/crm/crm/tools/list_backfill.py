@@ -6,6 +6,8 @@ A maintenance Scan (never a request path) over lead items; each lead whose keys 
 `crm.leads.index.list_index_attributes` derives is rewritten with the same conditional update as the
 stream handler's repair (only if the lead is still in the state read), so it is safe to run while the
 system is live, and to run again. Run it after the last list index is ACTIVE (README: upgrading).
+Leads stored when they were still in GSI1-3 also lose those keys (GSI1PK ... GSI3SK), conditionally on
+their version (docs/deploying-and-operating.md: upgrading).
 """
 
 import argparse
@@ -24,6 +26,7 @@ from crm.queries.list_repository import LeadListRepository
 class BackfillReport:
     leads: int = 0
     rewritten: int = 0
+    out_of_gsi1_3: int = 0
 
 
 def backfill(table: str, shards: int, client: Any = None) -> BackfillReport:
@@ -42,6 +45,8 @@ def backfill(table: str, shards: int, client: Any = None) -> BackfillReport:
             report.leads += 1
             if repository.repair_index(image, LeadItem.model_validate(image).to_lead(), shards):
                 report.rewritten += 1
+            if repository.drop_legacy_keys(image):  # the repair leaves the version as it was
+                report.out_of_gsi1_3 += 1
         if "LastEvaluatedKey" not in page:
             return report
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -57,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table:
         parser.error("give --table or set TABLE_NAME")
     report = backfill(args.table, args.shards)
-    print(f"leads: {report.leads}, list-index keys rewritten: {report.rewritten}")
+    print(
+        f"leads: {report.leads}, list-index keys rewritten: {report.rewritten}, "
+        f"taken out of GSI1-3: {report.out_of_gsi1_3}"
+    )
     return 0
 
 
