@@ -465,8 +465,8 @@ class StreamPump(_Pump):
         lanes: dict[int, list[dict[str, Any]]] = {}
         factor = max(1, self.mapping.parallelization_factor)
         for record in selected:
-            lane = zlib.crc32(json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()) % factor
-            lanes.setdefault(lane, []).append(record)
+            key = json.dumps(record["dynamodb"]["Keys"], sort_keys=True).encode()
+            lanes.setdefault(zlib.crc32(key) % factor, []).append(record)
 
         def deliver_lane(lane: list[dict[str, Any]]) -> None:
             for start in range(0, len(lane), self.mapping.batch_size):
