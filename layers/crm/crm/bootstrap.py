@@ -388,13 +388,16 @@ def lead_change_reactions() -> list[tuple[Callable[["LeadChange", Any], None], C
     from crm.queries.reactions import index_for_search, repair_list_index
 
     return [
+        # First: a score written in place leaves the score-sorted list keys behind; repaired here with one
+        # UpdateItem, so that routing's transaction (a nurture mark, an assignment) does not rewrite those
+        # three index keys itself at twice the write units.
+        (repair_list_index, lead_query_service),
         (route_lead, routing_service),
         (keep_open_lead_counters, assignment_service),
         (notify_new_assignee, assignment_service),
         (start_speed_to_lead_clock, follow_up_service),
         (plan_follow_ups, follow_up_service),
         (close_what_no_longer_waits, follow_up_service),
-        (repair_list_index, lead_query_service),
         (index_for_search, lead_query_service),
         (count_for_analytics, analytics_service),
         (enroll_in_nurture, nurture_service),
