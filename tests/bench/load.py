@@ -107,18 +107,26 @@ def records_behind(stack: LocalStack) -> int:
     return behind
 
 
-def pipeline_done(stack: LocalStack, phase: Phase) -> bool:
+def assigned(stack: LocalStack, phase: Phase) -> int:
     leads = read_back(stack, phase.lead_ids)
-    return len(leads) == len(phase.lead_ids) and all(lead.get("assigned_at") for lead in leads.values())
+    return sum(1 for lead in leads.values() if lead.get("assigned_at"))
 
 
 def wait_for_idle(stack: LocalStack, phase: Phase, limit_s: float) -> None:
-    """Until no record or message waits for any consumer and every lead is scored and assigned."""
-    started = time.monotonic()
+    """Until every lead is assigned (so scored) and no record or message waits for any consumer. The lag is
+    read only once the leads are done: reading it scans the stream, which would slow the stack it measures."""
+    started = last_said = time.monotonic()
     while time.monotonic() - started < limit_s:
-        if records_behind(stack) == 0 and pipeline_done(stack, phase):
+        done = assigned(stack, phase)
+        if done == len(phase.lead_ids) and records_behind(stack) == 0:
             break
-        time.sleep(1.0)
+        if time.monotonic() - last_said >= 30:
+            print(
+                f"    {done} of {len(phase.lead_ids)} assigned after {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+            last_said = time.monotonic()
+        time.sleep(2.0)
     phase.drain_seconds = time.monotonic() - started
 
 
