@@ -205,6 +205,10 @@ EXPECTED: dict[str, Case] = {
     "POST /exports": Case("/exports", **staff(202), body={"created_from": "2099-01-01"}),
     "GET /exports": Case("/exports", **staff(200)),
     "GET /exports/{id}": Case("/exports/00000000-0000-4000-8000-000000000000", **staff(404)),
+    # ---- CSV imports: managers and admins (an import waiting for its upload; an unknown import: 404)
+    "POST /imports": Case("/imports", **staff(201), body={"filename": "leads.csv"}),
+    "GET /imports": Case("/imports", **staff(200)),
+    "GET /imports/{id}": Case("/imports/00000000-0000-4000-8000-000000000000", **staff(404)),
 }
 
 PROTECTED = sorted(

@@ -57,13 +57,14 @@ from crm.platform.observability import logger, metrics
 from crm.platform.queues import MessagePublisher
 
 MARKER_FLUSH_ROWS = 25
+ROWS_PER_THREAD = 8  # a batch keeps every thread busy, so one slow capture holds up few others
 MARKER_PREFETCH_ROWS = 100
 
 
 @dataclass(frozen=True)
 class ImportSettings:
     queue_url: str
-    chunk_rows: int = 5000  # rows per SQS message at most
+    chunk_rows: int = 1000  # rows per SQS message at most (progress shows a chunk at a time)
     parallel_rows: int = 8  # rows of distinct emails captured at once
     reserve_seconds: float = 20.0  # a chunk stops when the invocation has this little time left
     lease_seconds: int = 360  # longer than the function's timeout
@@ -257,7 +258,7 @@ class ImportService:
             batch.append(pending)
             offset = record.end_offset
             row += 1
-            if len(batch) >= self.settings.parallel_rows:
+            if len(batch) >= self.settings.parallel_rows * ROWS_PER_THREAD:
                 self._settle(batch, retry, begun, chunk)
                 batch = []
             if len(chunk.outcomes) + len(chunk.rejects) >= MARKER_FLUSH_ROWS:

@@ -105,7 +105,7 @@ class Settings(BaseModel):
     # the function's timeout), how long the upload link and the rejects link work.
     imports_bucket: str = ""
     import_queue_url: str = ""
-    import_chunk_rows: int = Field(default=5000, ge=1, le=100_000)
+    import_chunk_rows: int = Field(default=1000, ge=1, le=100_000)
     import_lease_seconds: int = Field(default=360, ge=1, le=3600)
     import_upload_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     import_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
