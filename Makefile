@@ -148,6 +148,7 @@ bench: install ## Benchmarks (print figures as ratios to a same-run baseline)
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.lists
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.exports
 	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.follow_ups
+	PYTHONPATH=layers/crm:. $(BIN)/python -m tests.bench.csv_import $(if $(ROWS),--rows $(ROWS))
 	$(MAKE) bench-cost
 	$(MAKE) bench-load
 
