@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
         if table.name not in existing:
             dynamodb_client.create_table(**table_definition(table))
             dynamodb_client.get_waiter("table_exists").wait(TableName=table.name)
+        else:
+            _add_missing_indexes(dynamodb_client, table)
         if table.ttl_attribute:
             current = dynamodb_client.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
             if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
@@ -76,6 +79,39 @@ def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
                 )
     return [table.name for table in template.tables]
+
+
+def _add_missing_indexes(dynamodb_client: Any, table: Table) -> None:
+    """A table kept from an older template gets the GSIs added since (one UpdateTable each, as on AWS);
+    items written before have no keys in them until backfilled (docs/deploying-and-operating.md)."""
+    definition = table_definition(table)
+    described = dynamodb_client.describe_table(TableName=table.name)["Table"]
+    present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in present:
+            continue
+        log.warning(
+            "adding index %s to the kept table %s (backfill older items)", index["IndexName"], table.name
+        )
+        keys = {key["AttributeName"] for key in index["KeySchema"]}
+        attributes = [a for a in definition["AttributeDefinitions"] if a["AttributeName"] in keys]
+        dynamodb_client.update_table(
+            TableName=table.name,
+            AttributeDefinitions=attributes,
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        _wait_for_index(dynamodb_client, table.name, index["IndexName"])
+
+
+def _wait_for_index(dynamodb_client: Any, table_name: str, index_name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = dynamodb_client.describe_table(TableName=table_name)["Table"]
+        states = {i["IndexName"]: i.get("IndexStatus") for i in described.get("GlobalSecondaryIndexes", [])}
+        if states.get(index_name) == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"index {index_name} of {table_name} did not become ACTIVE in {timeout:.0f} s")
 
 
 def _all_table_names(dynamodb_client: Any) -> Iterable[str]:
