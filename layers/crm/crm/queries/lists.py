@@ -13,8 +13,8 @@ with the broadest one.
 |---------|------------------------------------------------|------------------------------------------------|
 | admin   | status/qualified/converted, grade, score range | AllStageByCreated / AllStageByScore            |
 | admin   | owner=<user or me> [+ status/qualified/conv.]  | HolderByCreated/ByScore [HolderStageByCreated] |
-| admin   | owner=unassigned                               | GSI1 (created_at)                              |
-| admin   | source                                         | GSI3 (created_at)                              |
+| admin   | owner=unassigned                               | UnassignedByCreated (created_at)               |
+| admin   | source                                         | SourceByCreated (created_at)                   |
 | manager | status/qualified/converted, grade, score range | TeamStageByCreated / TeamStageByScore          |
 | manager | owner=unassigned [+ status/qualified/conv.]    | HolderByCreated/ByScore [HolderStageByCreated] |
 | manager | owner=<user or me>                             | TeamOwnerByCreated (created_at)                |
