@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .processes import die_with_parent, forward_lines, free_port, stop_process, wait_for_port
 from .template import LOCAL_ACCOUNT_ID
+
+LAUNCHER = Path(__file__).with_name("moto_launcher.py")  # moto.server without S3 in its model view
 
 
 class MotoServer:
@@ -32,7 +35,7 @@ class MotoServer:
     def launch(self) -> MotoServer:
         """Start the process without waiting (the caller's thread must outlive it: see die_with_parent)."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, str(LAUNCHER), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from devstack.stack import LocalStack
+
 from .conftest import Client
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +58,20 @@ def raw(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A stack of this module's own: a thousand imported leads keep a pipeline busy for minutes, which would
+    hold up the tests that share the session's stack (their leads wait behind the import's)."""
+    data_dir = tmp_path_factory.mktemp("devstack-imports")
+    with LocalStack(port=0, data_dir=data_dir, log=lambda _line: None) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def client(local_stack: LocalStack) -> Client:
+    return Client(local_stack.url)
 
 
 def test_a_manager_imports_a_thousand_rows_and_reads_the_rejected_ones(
