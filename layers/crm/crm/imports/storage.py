@@ -9,6 +9,7 @@ from typing import IO, Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from crm.platform import aws
 from crm.platform.errors import PermanentFailure, RetryableError
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -38,14 +39,7 @@ class S3ImportStorage:
     def client(self) -> Any:
         if self._client is not None:
             return self._client
-        import boto3
-        from botocore.config import Config
-
-        # Presigned links are SigV4 (botocore's default for them is still SigV2).
-        config = Config(
-            signature_version="s3v4", retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=4
-        )
-        return boto3.session.Session().client("s3", config=config)
+        return aws.s3()
 
     def _bucket(self) -> str:
         if not self.bucket:

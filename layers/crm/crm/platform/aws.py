@@ -27,6 +27,18 @@ def client(service: str) -> Any:
     return _session().client(service, config=config)
 
 
+@cache
+def s3() -> Any:
+    """S3 with SigV4 presigned links (botocore still signs presigned URLs with SigV2 by default, which new
+    regions and KMS-encrypted buckets refuse)."""
+    from botocore.config import Config
+
+    config = Config(
+        signature_version="s3v4", retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=4
+    )
+    return _session().client("s3", config=config)
+
+
 def dynamodb() -> "DynamoDBClient":
     dynamodb_client: DynamoDBClient = client("dynamodb")
     return dynamodb_client
@@ -35,4 +47,5 @@ def dynamodb() -> "DynamoDBClient":
 def reset() -> None:
     """Forget cached clients (tests switch endpoints between suites)."""
     client.cache_clear()
+    s3.cache_clear()
     _session.cache_clear()
