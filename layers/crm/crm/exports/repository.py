@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from crm.exports.model import ExportJob, ExportState, UploadedPart
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
 
 EXPORT_RETENTION = timedelta(days=7)  # the bucket's lifecycle rule deletes the files after as long
 REQUESTER_INDEX = "GSI1"
@@ -85,14 +85,7 @@ class ExportJobRepository(TableRepository):
         return jobs
 
     def _update(self, export_id: str, **request: Any) -> bool:
-        """One conditional UpdateItem; False when its condition does not hold."""
-        try:
-            self.client.update_item(TableName=self.table_name, Key=marshal(job_key(export_id)), **request)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        return self._update_if(job_key(export_id), **request)
 
     def take_lease(self, export_id: str, part: int, token: str, now: datetime, until: datetime) -> bool:
         """Hold the job to write `part`: only if that part is next, the job not finished and nobody else

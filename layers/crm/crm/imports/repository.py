@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from crm.imports.model import ImportJob, ImportState, RejectedRow, RowOutcome
 from crm.platform import clock
-from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
 from crm.platform.errors import RetryableError
 
 JOB_RETENTION = timedelta(days=30)
@@ -106,14 +106,7 @@ class ImportRepository(TableRepository):
         return jobs
 
     def _update(self, import_id: str, **request: Any) -> bool:
-        """One conditional UpdateItem; False when its condition does not hold."""
-        try:
-            self.client.update_item(TableName=self.table_name, Key=marshal(job_key(import_id)), **request)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        return self._update_if(job_key(import_id), **request)
 
     def start(self, import_id: str, object_size: int, now: datetime) -> bool:
         """The upload arrived: waiting → running, once."""

@@ -66,6 +66,16 @@ class TableRepository:
             raise translate(exc) from exc
         return True
 
+    def _update_if(self, key: dict[str, str], **request: Any) -> bool:
+        """One conditional UpdateItem of the item at `key`; False when its condition does not hold."""
+        try:
+            self.client.update_item(TableName=self.table_name, Key=marshal(key), **request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc) from exc
+        return True
+
     def _query_pages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item a Query returns, page after page."""
         request: dict[str, Any] = {"TableName": self.table_name, **kwargs}

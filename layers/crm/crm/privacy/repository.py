@@ -517,21 +517,13 @@ class PrivacyRepository(TableRepository):
         self, key: dict[str, str], update: str, condition: str, values: dict[str, Any]
     ) -> bool:
         request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": marshal(key),
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": marshal(values),
         }
         if "#state" in update + condition:
             request["ExpressionAttributeNames"] = {"#state": "state"}
-        try:
-            self.client.update_item(**request)
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc) from exc
-            return False
-        return True
+        return self._update_if(key, **request)
 
 
 def plain(item: dict[str, Any]) -> dict[str, Any]:
