@@ -176,10 +176,24 @@ class LocalStack:
         )
         self.server.serve(ApiGateway(template, self, self.log))
         if self.prewarm:
-            for pool in self.pools.values():
-                threading.Thread(
-                    target=pool.prewarm, name=f"prewarm {pool.function.logical_id}", daemon=True
-                ).start()
+            self._prewarm_in_background()
+
+    def _prewarm_in_background(self) -> None:
+        # A few at a time: two dozen inits at once on a small machine held a first request's own cold start
+        # (and the test waiting on it) for half a minute; this way the CPU goes to one init after another.
+        waiting = iter(list(self.pools.values()))
+        lock = threading.Lock()
+
+        def warm_next() -> None:
+            while True:
+                with lock:
+                    pool = next(waiting, None)
+                if pool is None:
+                    return
+                pool.prewarm()
+
+        for lane in range(max(1, min(2, os.cpu_count() or 1))):
+            threading.Thread(target=warm_next, name=f"prewarm {lane}", daemon=True).start()
 
     def _load_template(self) -> Template:
         assert self.moto is not None and self.server is not None
