@@ -122,6 +122,8 @@ def _public_arn(arn: str) -> str:
 
 
 _RESTART = object()
+# How often a stream pump describes the stream and its shards again (and at once after a shard closes).
+TOPOLOGY_REFRESH_S = 5.0
 
 
 class _Interrupted(Exception):
@@ -230,6 +232,7 @@ class StreamPump(_Pump):
         self._finished: set[str] = set()
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._pending_since: dict[str, float] = {}
+        self._described: tuple[float, str | None, list[dict[str, Any]]] | None = None
 
     def _stream_arn(self) -> str | None:
         table = self.dynamodb.describe_table(TableName=self.table.name)["Table"]
@@ -247,8 +250,24 @@ class StreamPump(_Pump):
                 return shards
             kwargs["ExclusiveStartShardId"] = last
 
+    def _topology(self) -> tuple[str | None, list[dict[str, Any]]]:
+        """The stream and its shards, described again only every few seconds: describing them on every poll
+        (four a second) was most of what an idle stack spent in DynamoDB Local."""
+        now = time.monotonic()
+        if self._described is None or now - self._described[0] >= TOPOLOGY_REFRESH_S:
+            stream_arn = self._stream_arn()
+            self._described = (now, stream_arn, self._shards(stream_arn) if stream_arn else [])
+        return self._described[1], self._described[2]
+
     def poll_once(self) -> None:
-        stream_arn = self._stream_arn()
+        try:
+            self._poll_topology()
+        except Exception:
+            self._described = None  # a stream replaced or DynamoDB Local restarted: describe it again
+            raise
+
+    def _poll_topology(self) -> None:
+        stream_arn, shards = self._topology()
         if stream_arn is None:
             self.stop.wait(1.0)
             return
@@ -259,7 +278,6 @@ class StreamPump(_Pump):
             # The mapping's StartingPosition applies once, to the shards that exist when it is created.
             state = {"shards": {}, "created": time.time()}
             self.checkpoints.set(self.mapping.logical_id, key, state)
-        shards = self._shards(stream_arn)
         known = {s["ShardId"] for s in shards}
         for shard in shards:
             shard_id = shard["ShardId"]
@@ -407,6 +425,7 @@ class StreamPump(_Pump):
         if iterator is None and not self._pending.get(shard_id):
             # A closed shard, read to its end: its children may start.
             self._finished.add(shard_id)
+            self._described = None  # its children may be listed now
             state["shards"].setdefault(shard_id, {})["done"] = True
             self.checkpoints.set(self.mapping.logical_id, key, state)
 
