@@ -31,7 +31,8 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope: stopped once this worker has run the browser tests (see tests/e2e/conftest.py).
+@pytest.fixture(scope="package")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     stack = LocalStack(port=0, data_dir=tmp_path_factory.mktemp("devstack-browser"), log=lambda _line: None)
     with stack:
@@ -40,12 +41,12 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(console_stack: LocalStack) -> Client:
     return Client(console_stack.url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:

@@ -44,19 +44,21 @@ class Response:
         return json.loads(self.body)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("devstack-e2e")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops when this worker leaves tests/e2e (as session scope it kept polling, idle,
+# through the rest of the run: a third of a core per stack on a two-core machine).
+@pytest.fixture(scope="package")
 def local_stack(e2e_data_dir):
     stack = LocalStack(port=0, data_dir=e2e_data_dir, log=lambda _line: None)
     with stack:
         yield stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(local_stack):
     return Client(local_stack.url)
 
