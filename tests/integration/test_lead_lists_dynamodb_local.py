@@ -207,6 +207,31 @@ def test_search_upkeep_is_idempotent_when_records_come_again_or_at_once(
     assert service.search(ADMIN, "potent", 5, None, []).leads == []
 
 
+def test_an_old_record_that_loses_the_race_to_a_newer_version_leaves_the_newer_tokens(
+    use_table: Any, dynamodb_local: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a lead renamed, the rename indexed
+    table = use_table()
+    reader = StreamReader(dynamodb_local, table)
+    subject = lead(DAY, first_name="Idem", last_name="Potent")
+    bootstrap.lead_repository().create(subject, [])
+    renamed = subject.model_copy(update={"last_name": "Changed", "version": 2})
+    bootstrap.lead_repository().replace(renamed, 1, [])
+    project(reader.read())
+    # When the first version is indexed again by a replay that read the manifest before the rename stored it
+    # (its token items are written, its manifest put then loses to the newer one)
+    index = bootstrap.lead_query_service().search_index
+    real_get = index._get_item
+    stale_reads = [None]  # the first read (the manifest) answers as before the rename was indexed
+    monkeypatch.setattr(index, "_get_item", lambda key: stale_reads.pop() if stale_reads else real_get(key))
+    assert index.sync(subject.id, subject, 1) is False
+
+    # Then the renamed lead is found by its new name only
+    service = bootstrap.lead_query_service()
+    assert [found.id for found in service.search(ADMIN, "chang", 5, None, []).leads] == [subject.id]
+    assert service.search(ADMIN, "potent", 5, None, []).leads == []
+
+
 # ---------------------------------------------------------------- list-index upkeep
 
 

@@ -20,7 +20,6 @@ from botocore.exceptions import ClientError
 from crm.imports.model import ImportJob, ImportState, RejectedRow, RowOutcome
 from crm.platform import clock
 from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
-from crm.platform.errors import RetryableError
 
 JOB_RETENTION = timedelta(days=30)
 ROW_RETENTION = timedelta(days=7)  # as long as the bucket keeps the files
@@ -29,7 +28,6 @@ ALL_INDEX = "GSI2"
 ALL_PARTITION = "IMPORTS"
 ROWS_PER_PARTITION = 1000
 _STATES = {f":{state.value}": {"S": state.value} for state in ImportState}
-_BATCH = 25  # BatchWriteItem's limit
 _BATCH_GET = 100
 
 
@@ -292,22 +290,7 @@ class ImportRepository(TableRepository):
             }
             for reject in rejects
         ]
-        for start in range(0, len(items), _BATCH):
-            request: dict[str, Any] = {
-                self.table_name: [
-                    {"PutRequest": {"Item": marshal(item)}} for item in items[start : start + _BATCH]
-                ]
-            }
-            for _ in range(8):
-                try:
-                    response = self.client.batch_write_item(RequestItems=request)
-                except ClientError as exc:
-                    raise translate(exc) from exc
-                request = dict(response.get("UnprocessedItems") or {})
-                if not request:
-                    break
-            else:
-                raise RetryableError("The import's rows could not be recorded; try again")
+        self._batch_write(items, busy="The import's rows could not be recorded; try again")
 
     def rejected_rows(self, import_id: str) -> Iterator[RejectedRow]:
         """Every rejected row, in row order, a page at a time."""

@@ -1,6 +1,7 @@
 """DynamoDB plumbing shared by the data-access modules: item (un)marshalling and error translation."""
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 BATCH_GET_ATTEMPTS = 6
+BATCH_WRITE_SIZE = 25  # BatchWriteItem's limit
+BATCH_WRITE_ATTEMPTS = 8
 serializer = TypeSerializer()
 deserializer = TypeDeserializer()
 
@@ -75,6 +78,28 @@ class TableRepository:
                 return False
             raise translate(exc) from exc
         return True
+
+    def _batch_write(
+        self, puts: Sequence[dict[str, Any]] = (), deletes: Sequence[dict[str, str]] = (), busy: str = ""
+    ) -> None:
+        """Put `puts` and delete the items at `deletes` (BatchWriteItem, 25 at a time, not a transaction:
+        half the write units; unprocessed ones are sent again). Raises RetryableError(`busy`) when some stay
+        unprocessed: what was written is written, so callers must be safe to run again."""
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": marshal(item)}} for item in puts]
+        requests += [{"DeleteRequest": {"Key": marshal(key)}} for key in deletes]
+        for start in range(0, len(requests), BATCH_WRITE_SIZE):
+            pending = requests[start : start + BATCH_WRITE_SIZE]
+            for attempt in range(BATCH_WRITE_ATTEMPTS):
+                try:
+                    response = self.client.batch_write_item(RequestItems={self.table_name: pending})
+                except ClientError as exc:
+                    raise translate(exc) from exc
+                pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise RetryableError(busy or "Some items could not be written yet; try again")
 
     def _query_pages(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item a Query returns, page after page."""

@@ -19,7 +19,6 @@ Analytics counters and change markers (`STATS#…`, `SPEED#…`, `STATSMARK#<lea
 sequence numbers only: they stay, so dashboards keep their numbers.
 """
 
-import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +41,6 @@ from crm.privacy.model import ErasureJob, ErasureState, Inventory, PageMarker
 
 MAX_ATTEMPTS = 5
 AUDIT_RETENTION = timedelta(days=3 * 365)
-_BATCH = 25
 # Items of a lead's partition whose removal needs more than a delete (the load claim moves a counter).
 LOAD_SK = "LOAD"
 IDEMPOTENCY_PK = "IDEMPOTENCY#capture"
@@ -245,22 +243,9 @@ class PrivacyRepository(TableRepository):
     def delete_keys(self, keys: Iterable[dict[str, str]]) -> None:
         """Delete items by key (BatchWriteItem, 25 at a time; unprocessed ones are sent again)."""
         unique = {(k["PK"], k["SK"]): k for k in keys}
-        pending = list(unique.values())
-        for start in range(0, len(pending), _BATCH):
-            requests: list[Any] = [
-                {"DeleteRequest": {"Key": marshal(key)}} for key in pending[start : start + _BATCH]
-            ]
-            for attempt in range(8):
-                try:
-                    response = self.client.batch_write_item(RequestItems={self.table_name: requests})
-                except ClientError as exc:
-                    raise translate(exc) from exc
-                requests = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
-                if not requests:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            if requests:
-                raise RetryableError("Some items could not be erased yet; the page is tried again")
+        self._batch_write(
+            deletes=list(unique.values()), busy="Some items could not be erased yet; the page is tried again"
+        )
 
     def strip_deal(self, deal_id: str) -> None:
         """A converted person's deal stays (amount, stage: the company's business); its name, which may

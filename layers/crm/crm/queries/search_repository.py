@@ -9,10 +9,11 @@ search reads only partitions the caller may see. A prefix search is one Query pe
 (`SK BETWEEN <prefix> AND <prefix>\\U0010ffff`), merged by sort key. A lead matching through several tokens
 is listed once, at its smallest matching token (each item carries the lead's token list to decide).
 
-`sync` is driven by the table's stream and is idempotent: it reads the manifest, and in one transaction
-deletes the items no longer wanted, writes the wanted ones it does not already have (all of them when the
-lead's tokens changed) and moves the manifest to the new version, on the condition that the manifest is
-not newer. A redelivered or out-of-date change is a no-op.
+`sync` is driven by the table's stream and is idempotent: it reads the manifest, deletes the items no longer
+wanted, writes the wanted ones it does not already have (all of them when the lead's tokens changed), then
+moves the manifest to the new version on the condition that the manifest is not newer (a BatchWriteItem and
+a conditional put: a transaction cost twice the write units). A redelivered or out-of-date change is a no-op;
+one that loses the race to a newer version puts that version's items back from its manifest.
 """
 
 import heapq
@@ -25,7 +26,6 @@ from botocore.exceptions import ClientError
 
 from crm.leads.model import Lead
 from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
-from crm.platform.errors import RetryableError
 from crm.queries.list_repository import resume_bounds
 from crm.queries.search import SearchHit, first_matching_token, lead_scopes, tokens_for
 
@@ -54,14 +54,19 @@ def wanted_items(lead: Lead, version: int) -> dict[tuple[str, str], dict[str, An
     for scope in lead_scopes(lead):
         for token in tokens:
             key = token_key(scope, token, lead.id)
-            items[(key["PK"], key["SK"])] = {
-                **key,
-                "entity": SEARCH_ENTITY,
-                "lead_id": lead.id,
-                "tokens": tokens,
-                "lead_version": version,
-            }
+            items[(key["PK"], key["SK"])] = token_item(key["PK"], key["SK"], lead.id, tokens, version)
     return items
+
+
+def token_item(pk: str, sk: str, lead_id: str, tokens: list[str], version: int) -> dict[str, Any]:
+    return {
+        "PK": pk,
+        "SK": sk,
+        "entity": SEARCH_ENTITY,
+        "lead_id": lead_id,
+        "tokens": tokens,
+        "lead_version": version,
+    }
 
 
 class DynamoSearchIndex(TableRepository):
@@ -137,45 +142,65 @@ class DynamoSearchIndex(TableRepository):
         wanted_tokens = tokens_for(lead) if lead is not None else []
         if set(wanted) == current and wanted_tokens == current_tokens:
             return True  # nothing searchable changed (a score, a status...)
-        operations: list[Any] = [
-            {"Delete": {"TableName": self.table_name, "Key": marshal({"PK": pk, "SK": sk})}}
-            for pk, sk in sorted(current - set(wanted))
-        ]
         # Items carry the lead's token list: when it is unchanged, an item already written stays as it is
         # (a lead moving to another rep rewrites only its holder scope's items, not every scope's).
         keep = current if wanted_tokens == current_tokens else set()
-        operations += [
-            {"Put": {"TableName": self.table_name, "Item": marshal(item)}}
-            for key, item in wanted.items()
-            if key not in keep
-        ]
+        stale = sorted(current - set(wanted))
+        # Token items first, the manifest last: a crash in between leaves the old manifest, so the
+        # redelivered record does it all again (idempotent puts and deletes). Not a transaction: that cost
+        # twice the write units.
+        self._batch_write(
+            puts=[item for key, item in wanted.items() if key not in keep],
+            deletes=[{"PK": pk, "SK": sk} for pk, sk in stale],
+            busy="The search index could not be updated; try again",
+        )
+        if self._move_manifest(lead_id, lead, wanted, wanted_tokens, version):
+            return True
+        # A newer version was indexed meanwhile (a replayed record racing the live one): put its items back
+        # as its manifest lists them, and take away the ones written here that it does not want.
+        newer = self._get_item(manifest_key(lead_id)) or {"keys": [], "tokens": [], "lead_version": version}
+        newer_keys = {(str(pk), str(sk)) for pk, sk in newer["keys"]}
+        newer_tokens = [str(token) for token in newer["tokens"]]
+        self._batch_write(
+            puts=[
+                token_item(pk, sk, lead_id, newer_tokens, int(newer["lead_version"]))
+                for pk, sk in sorted(newer_keys)
+            ],
+            deletes=[{"PK": pk, "SK": sk} for pk, sk in sorted(set(wanted) - newer_keys)],
+            busy="The search index could not be updated; try again",
+        )
+        return False
+
+    def _move_manifest(
+        self,
+        lead_id: str,
+        lead: Lead | None,
+        wanted: dict[tuple[str, str], dict[str, Any]],
+        tokens: list[str],
+        version: int,
+    ) -> bool:
+        """The manifest moves to `version` (or goes, with the lead) unless a newer one is stored."""
         guard = {
             "ConditionExpression": "attribute_not_exists(PK) OR lead_version <= :version",
             "ExpressionAttributeValues": {":version": {"N": str(version)}},
         }
-        if lead is None:
-            operations.append(
-                {"Delete": {"TableName": self.table_name, "Key": marshal(manifest_key(lead_id)), **guard}}
-            )
-        else:
-            manifest_item = {
-                **manifest_key(lead_id),
-                "entity": MANIFEST_ENTITY,
-                "lead_id": lead_id,
-                "keys": [list(key) for key in sorted(wanted)],
-                "tokens": wanted_tokens,
-                "lead_version": version,
-            }
-            operations.append(
-                {"Put": {"TableName": self.table_name, "Item": marshal(manifest_item), **guard}}
-            )
         try:
-            self.client.transact_write_items(TransactItems=operations)
+            if lead is None:
+                self.client.delete_item(
+                    TableName=self.table_name, Key=marshal(manifest_key(lead_id)), **guard
+                )
+            else:
+                manifest_item = {
+                    **manifest_key(lead_id),
+                    "entity": MANIFEST_ENTITY,
+                    "lead_id": lead_id,
+                    "keys": [list(key) for key in sorted(wanted)],
+                    "tokens": tokens,
+                    "lead_version": version,
+                }
+                self.client.put_item(TableName=self.table_name, Item=marshal(manifest_item), **guard)
         except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                reasons: list[Any] = list(exc.response.get("CancellationReasons", []))
-                if reasons and reasons[-1].get("Code") == "ConditionalCheckFailed":
-                    return False  # a newer version was indexed meanwhile
-                raise RetryableError("The search index could not be updated; try again") from exc
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
             raise translate(exc) from exc
         return True
