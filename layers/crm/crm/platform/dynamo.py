@@ -85,10 +85,10 @@ class TableRepository:
         """Put `puts` and delete the items at `deletes` (BatchWriteItem, 25 at a time, not a transaction:
         half the write units; unprocessed ones are sent again). Raises RetryableError(`busy`) when some stay
         unprocessed: what was written is written, so callers must be safe to run again."""
-        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": marshal(item)}} for item in puts]
+        requests: list[Any] = [{"PutRequest": {"Item": marshal(item)}} for item in puts]
         requests += [{"DeleteRequest": {"Key": marshal(key)}} for key in deletes]
         for start in range(0, len(requests), BATCH_WRITE_SIZE):
-            pending = requests[start : start + BATCH_WRITE_SIZE]
+            pending: list[Any] = requests[start : start + BATCH_WRITE_SIZE]
             for attempt in range(BATCH_WRITE_ATTEMPTS):
                 try:
                     response = self.client.batch_write_item(RequestItems={self.table_name: pending})

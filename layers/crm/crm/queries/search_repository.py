@@ -180,7 +180,7 @@ class DynamoSearchIndex(TableRepository):
         version: int,
     ) -> bool:
         """The manifest moves to `version` (or goes, with the lead) unless a newer one is stored."""
-        guard = {
+        guard: dict[str, Any] = {
             "ConditionExpression": "attribute_not_exists(PK) OR lead_version <= :version",
             "ExpressionAttributeValues": {":version": {"N": str(version)}},
         }
