@@ -104,11 +104,17 @@ def test_every_lead_ends_scored_routed_assigned_and_notified_once_through_faults
 
     def faults() -> None:
         time.sleep(1.0)  # one second into the burst: the workers die, SQS and SES throttle for 5 s
-        killed.append(kill_workers(stack, ("ScoringFunction", "LeadEventsFunction", "AssignmentFunction")))
+        killed.append(kill_workers(stack, victims))
         throttle = client.request(
             "POST", "/_local/faults", json_body={"throttle": ["sqs", "ses"], "seconds": 5}
         )
         assert throttle.status == 200
+
+    # Given the workers to kill are up (the stack prewarms its functions two at a time)
+    victims = ("ScoringFunction", "LeadEventsFunction", "AssignmentFunction")
+    deadline = time.monotonic() + 120
+    while not all(stack.pools[name].pids() for name in victims) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
     # When the burst runs while the workers are killed
     injector = threading.Thread(target=faults)
@@ -120,7 +126,7 @@ def test_every_lead_ends_scored_routed_assigned_and_notified_once_through_faults
     # started again on its data, and the workers are killed once more
     assert stack.dynamodb_local is not None
     stack.dynamodb_local.stop()
-    killed.append(kill_workers(stack, ("ScoringFunction", "LeadEventsFunction", "AssignmentFunction")))
+    killed.append(kill_workers(stack, victims))
     time.sleep(3)
     stack.dynamodb_local.launch().wait_ready()
     # SQS and SES throttle again, in 3 s windows, until calls have met the throttling (the killed workers'

@@ -181,11 +181,12 @@ def test_a_lead_whose_scoring_runs_past_its_time_budget_fails_alone_and_its_neig
 
     def slow_for_one_lead(rule: Any, lead: Any) -> Any:
         if lead.title == "Slow Poke":
-            time.sleep(0.4)
+            time.sleep(1.0)
         return award(rule, lead)
 
     monkeypatch.setattr(engine._AttributeRule, "award", slow_for_one_lead)
-    monkeypatch.setattr(budget, "RECORD_BUDGET_SECONDS", 1.0)
+    # Wide enough that a neighbour's scoring fits it on a loaded machine (the slow lead's does not)
+    monkeypatch.setattr(budget, "RECORD_BUDGET_SECONDS", 3.0)
     records = [
         record("INSERT", lead_item(stack["dynamodb"], stack["table"], lead)) for lead in (before, slow, after)
     ]
@@ -194,7 +195,7 @@ def test_a_lead_whose_scoring_runs_past_its_time_budget_fails_alone_and_its_neig
     response = invoke("ScoringFunction", stream_event(*records))
 
     assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["dynamodb"]["SequenceNumber"]}]}
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15
     assert score_of(stack, before)[0] == score_of(stack, after)[0] == 50
     assert score_of(stack, slow)[1] is None  # not scored: retried alone by the event source mapping
 
