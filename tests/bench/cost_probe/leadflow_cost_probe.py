@@ -65,6 +65,18 @@ def _add_return_consumed_capacity(params: dict[str, Any], model: Any, **_: Any) 
         params["ReturnConsumedCapacity"] = "INDEXES"
 
 
+def _count_transaction_items(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+    """A transaction's items per table, from the API parameters (a ConditionCheck counted as one: it is an
+    item of the transaction too); `before-call` sees the serialized request only."""
+    if model.name in _TRANSACTIONS:
+        context["cost_probe_items"] = Counter(
+            str(action["TableName"])
+            for item in params.get("TransactItems") or []
+            for action in item.values()
+            if isinstance(action, dict) and "TableName" in action
+        )
+
+
 def _units(entry: dict[str, Any], kind: str) -> float:
     key = "ReadCapacityUnits" if kind == "read" else "WriteCapacityUnits"
     return float(entry.get(key) or entry.get("CapacityUnits") or 0.0)
@@ -101,14 +113,6 @@ def _record_capacity(
 
 def _count_request(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     context["cost_probe_started"] = time.perf_counter()
-    if model.name in _TRANSACTIONS:
-        # Items per table (a ConditionCheck counted as one: it is an item of the transaction too)
-        context["cost_probe_items"] = Counter(
-            str(action["TableName"])
-            for item in params.get("TransactItems") or []
-            for action in item.values()
-            if isinstance(action, dict) and "TableName" in action
-        )
     service = model.service_model.service_name
     _requests[f"{service}.{model.name}"] += 1
     if model.name == "SendMessageBatch":
@@ -122,6 +126,7 @@ def _hook(client: Any) -> None:
     events.register("before-call", _count_request)
     if client.meta.service_model.service_name == "dynamodb":
         events.register("provide-client-params.dynamodb", _add_return_consumed_capacity)
+        events.register("before-parameter-build.dynamodb", _count_transaction_items)
         events.register("after-call.dynamodb", _record_capacity)
 
 
