@@ -187,16 +187,20 @@ def test_search_finds_by_a_prefix_of_each_field_ignoring_case_and_accents(
     assert [found.id for found in service.search(ADMIN, "grac", 5, None, []).leads] == [others[0].id]
 
 
-def test_search_upkeep_is_idempotent_when_records_come_again_or_at_once(
-    use_table: Any, dynamodb_local: str
-) -> None:
-    table = use_table()
+def renamed_lead(table: str, dynamodb_local: str) -> tuple[Lead, list[dict[str, Any]]]:
+    """Idem Potent, created then renamed Changed: the lead and the stream records of both writes."""
     reader = StreamReader(dynamodb_local, table)
     subject = lead(DAY, first_name="Idem", last_name="Potent")
     bootstrap.lead_repository().create(subject, [])
-    moved = subject.model_copy(update={"last_name": "Changed", "version": 2})
-    bootstrap.lead_repository().replace(moved, 1, [])
-    records = reader.read()
+    renamed = subject.model_copy(update={"last_name": "Changed", "version": 2})
+    bootstrap.lead_repository().replace(renamed, 1, [])
+    return subject, reader.read()
+
+
+def test_search_upkeep_is_idempotent_when_records_come_again_or_at_once(
+    use_table: Any, dynamodb_local: str
+) -> None:
+    subject, records = renamed_lead(use_table(), dynamodb_local)
 
     with ThreadPoolExecutor(max_workers=6) as pool:  # the same records, concurrently, several times
         list(pool.map(lambda _: project(records), range(6)))
@@ -211,13 +215,8 @@ def test_an_old_record_that_loses_the_race_to_a_newer_version_leaves_the_newer_t
     use_table: Any, dynamodb_local: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a lead renamed, the rename indexed
-    table = use_table()
-    reader = StreamReader(dynamodb_local, table)
-    subject = lead(DAY, first_name="Idem", last_name="Potent")
-    bootstrap.lead_repository().create(subject, [])
-    renamed = subject.model_copy(update={"last_name": "Changed", "version": 2})
-    bootstrap.lead_repository().replace(renamed, 1, [])
-    project(reader.read())
+    subject, records = renamed_lead(use_table(), dynamodb_local)
+    project(records)
     # When the first version is indexed again by a replay that read the manifest before the rename stored it
     # (its token items are written, its manifest put then loses to the newer one)
     index = bootstrap.lead_query_service().search_index
