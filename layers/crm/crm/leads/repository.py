@@ -25,6 +25,7 @@ from crm.leads.index import list_index_attributes
 from crm.leads.model import Activity, Lead
 from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal, versioned
 from crm.platform.errors import DuplicateEmail, RetryableError, VersionConflict
+from crm.platform.observability import logger
 
 
 def shard_of(identifier: str, shards: int) -> int:
@@ -104,11 +105,20 @@ def _lead_attributes(lead: Lead) -> dict[str, Any]:
 class LeadRepository(TableRepository):
     # ------------------------------------------------------------------ writes
     def create(self, lead: Lead, activities: Iterable[Activity]) -> None:
-        """Write a new lead, its email claim and its first activities in one transaction.
+        """Write a new lead, its email claim and its first activities in one transaction, then the lead's
+        index keys with a plain update.
 
         Raises DuplicateEmail (with the owner's id) when the email already belongs to a lead.
         """
         lead_item = LeadItem.from_lead(lead, self.shards).model_dump()
+        # Out of the transaction, where each of the ten index writes they cause would cost twice: written
+        # right after it (lists show the lead at once), and by the stream's list-key repair should this
+        # function stop in between (crm.queries.reactions.repair_list_index).
+        index_keys = {
+            name: lead_item.pop(name)
+            for name, value in list_index_attributes(lead, self.shards).items()
+            if value is not None  # sparse keys are absent from the item
+        }
         claim = EmailClaimItem(**email_key(lead.email), lead_id=lead.id, created_at=lead_item["created_at"])
         transact_items: list[Any] = [
             {
@@ -138,6 +148,27 @@ class LeadRepository(TableRepository):
                     raise DuplicateEmail(owner) from exc
                 raise RetryableError("The lead could not be written; try again") from exc
             raise translate(exc) from exc
+        self._add_index_keys(lead, index_keys)
+
+    def _add_index_keys(self, lead: Lead, index_keys: dict[str, str]) -> None:
+        """The new lead's index keys, unless it was written again meanwhile (that write carries its own
+        keys). A failure here leaves the lead to the stream's list-key repair, so the capture stands."""
+        names = {f"#k{index}": name for index, name in enumerate(index_keys)}
+        values = {f":k{index}": {"S": value} for index, value in enumerate(index_keys.values())}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal(lead_key(lead.id)),
+                UpdateExpression="SET " + ", ".join(f"#k{index} = :k{index}" for index in range(len(names))),
+                ConditionExpression="#version = :version AND attribute_not_exists(#k0)",
+                ExpressionAttributeNames={**names, "#version": "version"},
+                ExpressionAttributeValues={**values, ":version": {"N": str(lead.version)}},
+            )
+        except ClientError as exc:
+            logger.info(
+                "A new lead's index keys are left to the stream's repair",
+                extra={"lead_id": lead.id, "reason": error_code(exc)},
+            )
 
     def replace(self, lead: Lead, expected_version: int, activities: Iterable[Activity]) -> Lead:
         """Store a changed lead if nobody changed it since `expected_version`; version goes up by one."""

@@ -222,8 +222,9 @@ class LeadListRepository(TableRepository):
     def repair_index(self, image: dict[str, Any], lead: Lead, shards: int) -> bool:
         """Rewrite the list-index keys of a stored lead that differ from those its state calls for.
 
-        Conditional on the lead still being exactly in the state of `image` (its version and every field
-        a key is derived from), so a repair never overwrites a newer write; returns whether it wrote.
+        Conditional on the lead still being exactly in the state of `image` (its version, every field a key
+        is derived from, and the stale keys themselves), so a repair never overwrites a newer write nor
+        rewrites keys a new lead's creator wrote after its insert; returns whether it wrote.
         """
         wanted = list_index_attributes(lead, shards)
         stale = {name: value for name, value in wanted.items() if image.get(name) != value}
@@ -239,6 +240,12 @@ class LeadListRepository(TableRepository):
             else:
                 values[f":k{index}"] = {"S": value}
                 sets.append(f"#k{index} = :k{index}")
+            # Still as in the image: a new lead's keys written by its creator meanwhile are not rewritten.
+            if image.get(name) is None:
+                conditions.append(f"attribute_not_exists(#k{index})")
+            else:
+                values[f":o{index}"] = {"S": image[name]}
+                conditions.append(f"#k{index} = :o{index}")
         for index, name in enumerate(_INDEX_SOURCE_FIELDS):
             names[f"#s{index}"] = name
             if image.get(name) is None:
