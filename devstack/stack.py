@@ -85,6 +85,7 @@ class LocalStack:
         self._sent_at: dict[str, str] = {}  # SES message id -> when it was sent, by the stack's clock
         self.workers_per_function = workers_per_function
         self.prewarm = prewarm
+        self._prewarming: list[threading.Thread] = []
         self.log = log
         self.seed = seed or load_seed()
         self.clock = Clock(self.data.clock_file)
@@ -192,8 +193,18 @@ class LocalStack:
                     return
                 pool.prewarm()
 
-        for lane in range(max(1, min(2, os.cpu_count() or 1))):
-            threading.Thread(target=warm_next, name=f"prewarm {lane}", daemon=True).start()
+        self._prewarming = [
+            threading.Thread(target=warm_next, name=f"prewarm {lane}", daemon=True)
+            for lane in range(max(1, min(2, os.cpu_count() or 1)))
+        ]
+        for thread in self._prewarming:
+            thread.start()
+
+    def wait_warm(self, timeout: float = 180.0) -> None:
+        """Wait until every function has a warm worker (tests that time the pipeline start from there)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._prewarming:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _load_template(self) -> Template:
         assert self.moto is not None and self.server is not None

@@ -157,3 +157,8 @@ def test_edited_code_reaches_the_next_request(http):
     time.sleep(1.1)
     after = json.loads(http.request("GET", "/public/1")[2])["pid"]
     assert after != before
+
+
+def test_after_wait_warm_every_function_has_a_worker_up(stack):
+    stack.wait_warm()
+    assert {name for name, pool in stack.pools.items() if not pool.pids()} == set()

@@ -55,6 +55,7 @@ def e2e_data_dir(tmp_path_factory):
 def local_stack(e2e_data_dir):
     stack = LocalStack(port=0, data_dir=e2e_data_dir, log=lambda _line: None)
     with stack:
+        stack.wait_warm()  # the tests that time the pipeline start with warm functions
         yield stack
 
 

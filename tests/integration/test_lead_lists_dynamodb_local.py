@@ -211,6 +211,29 @@ def test_search_upkeep_is_idempotent_when_records_come_again_or_at_once(
     assert service.search(ADMIN, "potent", 5, None, []).leads == []
 
 
+def test_changes_indexed_after_their_lead_was_erased_leave_no_token_behind(
+    use_table: Any, dynamodb_local: str
+) -> None:
+    # Given a lead created and renamed, erased before the stream got to either change
+    table = use_table()
+    subject, records = renamed_lead(table, dynamodb_local)
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
+    client.delete_item(TableName=table, Key={"PK": {"S": f"LEAD#{subject.id}"}, "SK": {"S": "LEAD"}})
+
+    # When the stream catches up with the changes
+    project(records)
+
+    # Then no token item of the lead was written
+    items = [
+        unmarshal(item)
+        for page in client.get_paginator("scan").paginate(TableName=table)
+        for item in page["Items"]
+    ]
+    assert [
+        item for item in items if item.get("lead_id") == subject.id and item["PK"].startswith("SEARCH")
+    ] == []
+
+
 def test_an_old_record_that_loses_the_race_to_a_newer_version_leaves_the_newer_tokens(
     use_table: Any, dynamodb_local: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

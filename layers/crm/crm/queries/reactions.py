@@ -41,4 +41,4 @@ def index_for_search(change: LeadChange, queries: LeadQueryService) -> None:
         return  # a score, a status, a flag: the token items stand as they are, so not even read
     lead = lead_from_image(change.new)
     version = int((change.new or change.old).get("version", 0))
-    queries.search_index.sync(change.lead_id, lead, version)
+    queries.index_for_search(change.lead_id, lead, version)

@@ -82,6 +82,14 @@ class LeadQueryService:
         """Rewrite a stored lead's list-index keys that its state no longer calls for."""
         return self.lists.repair_index(image, lead, self.shards)
 
+    def index_for_search(self, lead_id: str, lead: Lead | None, version: int) -> bool:
+        """Bring the lead's search tokens to `version` (None: the lead is gone, its tokens too). A change
+        of a lead erased since is skipped: indexed late (a stream behind), it would bring back the tokens
+        of an erased person until the lead's REMOVE record came through."""
+        if lead is not None and self.leads.get(lead_id) is None:
+            return False
+        return self.search_index.sync(lead_id, lead, version)
+
     def list_leads(self, principal: Principal, query: LeadListQuery, cursor: str | None) -> LeadPage:
         plan = plan_list(principal, query, self.shards)
         query_fingerprint = fingerprint(kind="list", **_caller(principal), **query.fingerprint_parts())
