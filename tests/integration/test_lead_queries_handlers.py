@@ -109,7 +109,7 @@ def test_analytics_answer_managers_and_refuse_reps(invoke: Any, moto_stack: dict
     subject = lead(today - timedelta(hours=1), source="acme")
     item = LeadItem.from_lead(subject, 4).model_dump()
     count_for_analytics(LeadChange("INSERT", subject.id, item, {}, "seq-1"), bootstrap.analytics_service())
-    day = today.date().isoformat()
+    day = subject.created_at.date().isoformat()  # its cohort (yesterday for a run just after midnight UTC)
 
     funnel = invoke(
         "AnalyticsFunction",
