@@ -125,17 +125,11 @@ class WebhookRepository(TableRepository):
             raise translate(exc) from exc
 
     def delete(self, subscription_id: str) -> bool:
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=marshal(subscription_key(subscription_id)),
-                ConditionExpression="attribute_exists(PK)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        return self._write_if(
+            "delete_item",
+            Key=marshal(subscription_key(subscription_id)),
+            ConditionExpression="attribute_exists(PK)",
+        )
 
     def _set_failing(
         self, subscription_id: str, expression: str, values: dict[str, Any], condition: str = ""

@@ -59,20 +59,17 @@ class TableRepository:
 
     def _put_if_absent(self, item: dict[str, Any]) -> bool:
         """Write `item` only if nothing is stored at its key yet; False when something already is."""
-        try:
-            self.client.put_item(
-                TableName=self.table_name, Item=marshal(item), ConditionExpression="attribute_not_exists(PK)"
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        return self._write_if("put_item", Item=marshal(item), ConditionExpression="attribute_not_exists(PK)")
 
     def _update_if(self, key: dict[str, str], **request: Any) -> bool:
         """One conditional UpdateItem of the item at `key`; False when its condition does not hold."""
+        return self._write_if("update_item", Key=marshal(key), **request)
+
+    def _write_if(self, operation: str, **request: Any) -> bool:
+        """One conditional put_item, update_item or delete_item on the table; False when its condition
+        does not hold, other errors translated."""
         try:
-            self.client.update_item(TableName=self.table_name, Key=marshal(key), **request)
+            getattr(self.client, operation)(TableName=self.table_name, **request)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm.leads.model import Lead
-from crm.platform.dynamo import TableRepository, error_code, marshal, translate, unmarshal
+from crm.platform.dynamo import TableRepository, marshal, translate, unmarshal
 from crm.queries.list_repository import resume_bounds
 from crm.queries.search import SearchHit, first_matching_token, lead_scopes, tokens_for
 
@@ -184,23 +184,14 @@ class DynamoSearchIndex(TableRepository):
             "ConditionExpression": "attribute_not_exists(PK) OR lead_version <= :version",
             "ExpressionAttributeValues": {":version": {"N": str(version)}},
         }
-        try:
-            if lead is None:
-                self.client.delete_item(
-                    TableName=self.table_name, Key=marshal(manifest_key(lead_id)), **guard
-                )
-            else:
-                manifest_item = {
-                    **manifest_key(lead_id),
-                    "entity": MANIFEST_ENTITY,
-                    "lead_id": lead_id,
-                    "keys": [list(key) for key in sorted(wanted)],
-                    "tokens": tokens,
-                    "lead_version": version,
-                }
-                self.client.put_item(TableName=self.table_name, Item=marshal(manifest_item), **guard)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc) from exc
-        return True
+        if lead is None:
+            return self._write_if("delete_item", Key=marshal(manifest_key(lead_id)), **guard)
+        manifest_item = {
+            **manifest_key(lead_id),
+            "entity": MANIFEST_ENTITY,
+            "lead_id": lead_id,
+            "keys": [list(key) for key in sorted(wanted)],
+            "tokens": tokens,
+            "lead_version": version,
+        }
+        return self._write_if("put_item", Item=marshal(manifest_item), **guard)
