@@ -18,19 +18,32 @@ from crm.analytics.counters import COUNTER_FIELDS, Dimension, GroupBy, recount
 from crm.analytics.repository import counter_items
 from crm.leads.index import Sort
 from crm.leads.model import Lead, LeadStatus, new_activity
+from crm.leads.permissions import can_view
 from crm.leads.repository import LeadItem
 from crm.platform import clock
 from crm.platform.auth import Principal
-from crm.platform.dynamo import unmarshal
+from crm.platform.dynamo import marshal, unmarshal
 from crm.platform.errors import BadQuery, NotFound, RetryableError
 from crm.queries.lists import LeadListQuery
+from crm.queries.search import tokens_for
 from crm.scoring.preview_repository import PreviewRepository
 from crm.tools.list_backfill import backfill
+from crm.tools.search_backfill import backfill as search_backfill
 
 from devstack.template import Template
 from tests.conftest import reset_cached_clients
 from tests.integration.lead_stream import StreamReader, create_isolated_table, project
-from tests.lead_data import ADMIN, MANAGER, OUTSIDER, REP, item_of, lead, store_leads, varied_leads
+from tests.lead_data import (
+    ADMIN,
+    MANAGER,
+    OUTSIDER,
+    PRINCIPALS,
+    REP,
+    item_of,
+    lead,
+    store_leads,
+    varied_leads,
+)
 from tests.unit.test_lead_lists import QUERIES, wanted
 
 pytestmark = pytest.mark.ddblocal
@@ -252,6 +265,93 @@ def test_an_old_record_that_loses_the_race_to_a_newer_version_leaves_the_newer_t
     service = bootstrap.lead_query_service()
     assert [found.id for found in service.search(ADMIN, "chang", 5, None, []).leads] == [subject.id]
     assert service.search(ADMIN, "potent", 5, None, []).leads == []
+
+
+def search_items(client: Any, table: str, lead_id: str) -> list[dict[str, Any]]:
+    items = [
+        unmarshal(item)
+        for page in client.get_paginator("scan").paginate(TableName=table)
+        for item in page["Items"]
+    ]
+    return [item for item in items if item.get("lead_id") == lead_id and item["PK"].startswith("SEARCH#")]
+
+
+def test_routing_and_assignment_rewrite_each_token_item_in_place_and_search_follows_who_may_see(
+    use_table: Any, dynamodb_local: str
+) -> None:
+    table = use_table()
+    reader = StreamReader(dynamodb_local, table)
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
+    service = bootstrap.lead_query_service()
+    repository = bootstrap.lead_repository()
+    # A lead captured without a team, routed to the sales queue, then assigned to rep-1
+    subject = lead(DAY, first_name="Quinta", last_name="Routed")
+    routed = subject.model_copy(update={"team": "sales", "version": 2})
+    assigned = routed.model_copy(update={"assigned_to": "rep-1", "version": 3})
+    for step, stored in enumerate((subject, routed, assigned)):
+        if step == 0:
+            repository.create(stored, [])
+        else:
+            repository.replace(stored, stored.version - 1, [])
+        project(reader.read())
+        # At each step search finds it for exactly those who may see it
+        for principal in PRINCIPALS.values():
+            found = [f.id for f in service.search(principal, "quinta", 5, None, []).leads]
+            assert found == ([subject.id] if can_view(principal, stored) else []), (step, principal.subject)
+    assert {p.subject for p in PRINCIPALS.values() if can_view(p, routed)} > {"rep-1", "rep-2", "manager-1"}
+
+    # And the lead has one item per token, in the ALL partitions, each naming who may see it
+    items = search_items(client, table, subject.id)
+    assert sorted(item["SK"].rsplit("#", 1)[0] for item in items) == sorted(tokens_for(assigned))
+    assert {item["PK"].split("#")[1] for item in items} == {"ALL"}
+    assert all(item["seen_by"] == ["TEAM#sales", "OWNER#rep-1"] for item in items)
+
+
+def test_the_upgrade_backfill_rewrites_search_items_written_per_scope(
+    use_table: Any, dynamodb_local: str
+) -> None:
+    # Given a lead indexed the old way: an item per token and scope, a manifest without `seen_by`
+    table = use_table()
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_local)
+    subject = lead(DAY, first_name="Olga", last_name="Legacy", assigned_to="rep-1", team="sales")
+    bootstrap.lead_repository().create(subject, [])
+    tokens = tokens_for(subject)
+    keys = [
+        {"PK": f"SEARCH#{scope}#{token[:2]}", "SK": f"{token}#{subject.id}"}
+        for scope in ("ALL", "TEAM#sales", "OWNER#rep-1")
+        for token in tokens
+    ]
+    for key in keys:
+        client.put_item(
+            TableName=table,
+            Item=marshal(
+                {**key, "entity": "search_token", "lead_id": subject.id, "tokens": tokens, "lead_version": 1}
+            ),
+        )
+    manifest = {
+        "PK": f"SEARCHDOC#{subject.id}",
+        "SK": "SEARCHDOC",
+        "entity": "search_doc",
+        "lead_id": subject.id,
+    }
+    client.put_item(
+        TableName=table,
+        Item=marshal(
+            {**manifest, "keys": [[k["PK"], k["SK"]] for k in keys], "tokens": tokens, "lead_version": 1}
+        ),
+    )
+    service = bootstrap.lead_query_service()
+    assert service.search(REP, "olga", 5, None, []).leads == []  # the old items carry no `seen_by`
+
+    # When the backfill runs, twice
+    first, again = search_backfill(table, client), search_backfill(table, client)
+
+    # Then the lead is found by whoever may see it, through one item per token, and the second run is a no-op
+    assert (first.leads, first.reindexed, again.reindexed) == (1, 1, 0)
+    for principal in (ADMIN, MANAGER, REP):
+        assert [found.id for found in service.search(principal, "olga", 5, None, []).leads] == [subject.id]
+    assert service.search(OUTSIDER, "olga", 5, None, []).leads == []
+    assert len(search_items(client, table, subject.id)) == len(tokens)
 
 
 # ---------------------------------------------------------------- list-index upkeep

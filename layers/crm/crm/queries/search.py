@@ -22,6 +22,7 @@ from crm.platform.auth import Principal, Role
 from crm.queries.lists import list_role
 
 MIN_PREFIX = 2
+ALL_SCOPE = "ALL"  # admins: every lead
 MAX_TOKEN_LENGTH = 100
 MAX_TOKENS = 16
 _WORDS = re.compile(r"[\W_]+")
@@ -74,7 +75,7 @@ def lead_scopes(lead: Lead) -> list[str]:
     """Who may find this lead: everyone (admins), its team's managers, its holder (rep or team queue)."""
     team = team_key(lead.team)
     holder = f"OWNER#{lead.assigned_to}" if lead.assigned_to else f"QUEUE#{team}"
-    return ["ALL", f"TEAM#{team}", holder]
+    return [ALL_SCOPE, f"TEAM#{team}", holder]
 
 
 def caller_scopes(principal: Principal) -> list[str]:
@@ -82,7 +83,7 @@ def caller_scopes(principal: Principal) -> list[str]:
     role = list_role(principal)
     teams = [*sorted(principal.teams), NO_TEAM]
     if role is Role.ADMIN:
-        return ["ALL"]
+        return [ALL_SCOPE]
     if role is Role.MANAGER:
         return [f"TEAM#{team}" for team in teams]
     return [f"OWNER#{principal.subject}", *(f"QUEUE#{team}" for team in teams)]
