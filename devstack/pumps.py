@@ -124,6 +124,8 @@ def _public_arn(arn: str) -> str:
 _RESTART = object()
 # How often a stream pump describes the stream and its shards again (and at once after a shard closes).
 TOPOLOGY_REFRESH_S = 5.0
+# Stream records read ahead of delivery at most, however few of them the filters select (memory bound).
+READ_AHEAD_LIMIT = 10_000
 
 
 class _Interrupted(Exception):
@@ -231,6 +233,7 @@ class StreamPump(_Pump):
         self._iterators: dict[str, str | None] = {}
         self._finished: set[str] = set()
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._selected: dict[str, int] = {}  # how many of a shard's pending records the filters select
         self._pending_since: dict[str, float] = {}
         self._described: tuple[float, str | None, list[dict[str, Any]]] | None = None
 
@@ -407,13 +410,17 @@ class StreamPump(_Pump):
         pending = self._pending.setdefault(shard_id, [])
         waited = time.monotonic() - self._pending_since.get(shard_id, time.monotonic())
         if pending and (
-            len(pending) >= self._read_ahead or waited >= self.mapping.batching_window_s or iterator is None
+            self._selected.get(shard_id, 0) >= self._read_ahead
+            or len(pending) >= READ_AHEAD_LIMIT
+            or waited >= self.mapping.batching_window_s
+            or iterator is None
         ):
-            batch = pending[: self._read_ahead]
+            batch, selected = self._next_batch(pending)
             # Delivered (or sent to the on-failure destination) before it leaves `pending` and before the
             # position moves: an exception anywhere in between leaves the batch to be delivered again.
             self._process(stream_arn, shard_id, batch)
             del pending[: len(batch)]
+            self._selected[shard_id] = self._selected.get(shard_id, 0) - selected
             self._pending_since.pop(shard_id, None)
             if pending:
                 self._pending_since[shard_id] = time.monotonic()
@@ -429,9 +436,21 @@ class StreamPump(_Pump):
             state["shards"].setdefault(shard_id, {})["done"] = True
             self.checkpoints.set(self.mapping.logical_id, key, state)
 
+    def _next_batch(self, pending: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """The pending records up to the read-ahead's worth that the filters select (what Lambda would
+        deliver: the records its filters drop never fill a batch), and how many it selects."""
+        selected = 0
+        for index, record in enumerate(pending):
+            if matches_any(self.mapping.filters, record):
+                selected += 1
+                if selected == self._read_ahead:
+                    return pending[: index + 1], selected
+        return list(pending), selected
+
     def _forget_shard(self, shard_id: str) -> None:
         self._iterators.pop(shard_id, None)
         self._pending[shard_id] = []
+        self._selected[shard_id] = 0
         self._pending_since.pop(shard_id, None)
 
     def _read_shard(
@@ -443,11 +462,14 @@ class StreamPump(_Pump):
         shard_id = shard["ShardId"]
         iterator = self._iterator(stream_arn, state, shard, first_run)
         pending = self._pending.setdefault(shard_id, [])
-        while iterator and len(pending) < self._read_ahead and not self.stop.is_set():
+        while (
+            iterator
+            and self._selected.get(shard_id, 0) < self._read_ahead
+            and len(pending) < READ_AHEAD_LIMIT
+            and not self.stop.is_set()
+        ):
             try:
-                response = self.streams.get_records(
-                    ShardIterator=iterator, Limit=min(1000, self._read_ahead - len(pending))
-                )
+                response = self.streams.get_records(ShardIterator=iterator, Limit=1000)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in (
                     "ExpiredIteratorException",
@@ -466,14 +488,19 @@ class StreamPump(_Pump):
                 ]
             if not records:
                 break
-            pending.extend(aws_stream_record(r, stream_arn) for r in records)
+            read = [aws_stream_record(r, stream_arn) for r in records]
+            pending.extend(read)
+            selected = sum(1 for record in read if matches_any(self.mapping.filters, record))
+            self._selected[shard_id] = self._selected.get(shard_id, 0) + selected
             self._pending_since.setdefault(shard_id, time.monotonic())
         self._iterators[shard_id] = iterator
         return iterator
 
     @property
     def _read_ahead(self) -> int:
-        """Records read before delivering: a batch for each of the shard's concurrent batches."""
+        """Records the filters select read before delivering: a batch for each of the shard's concurrent
+        batches. (Counting every record read instead, a consumer whose filters drop most of the stream,
+        as the lead consumers drop the search, analytics and task items, got batches of a few records.)"""
         return self.mapping.batch_size * max(1, self.mapping.parallelization_factor)
 
     def _process(self, stream_arn: str, shard_id: str, records: list[dict[str, Any]]) -> None:

@@ -211,6 +211,24 @@ def test_a_waiting_backlog_is_delivered_in_full_batches(stack):
     assert max(sizes) == 10 and sum(1 for s in sizes if s == 10) >= 20, sizes
 
 
+def test_records_the_filters_drop_do_not_shrink_the_batches(stack):
+    # Given a backlog in which four of every five records are items the mapping's filter drops
+    slow = f"slow-{uuid.uuid4().hex[:8]}"
+    put(stack, slow, sleep_ms={"N": "1500"})
+    time.sleep(0.5)
+    keys = [f"mixed-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    for start in range(0, len(keys), 5):
+        with ThreadedWrites(stack) as writes:
+            for key in keys[start : start + 5]:
+                writes.put(key)
+                for number in range(4):
+                    writes.put(f"{key}-other-{number}", entity={"S": "other"})
+    # Then the selected records still arrive in batches of BatchSize (10), as Lambda fills them
+    eventually(lambda: all(seen(stack, key) for key in keys), timeout=30)
+    sizes = [int(seen(stack, key)["batch_size"]["N"]) for key in keys]
+    assert max(sizes) == 10 and sum(1 for s in sizes if s == 10) >= 20, sizes
+
+
 def test_status_reports_each_consumers_lag_and_batches(stack):
     def stream_status():
         status, _, body = Http(stack.url).request("GET", "/_local/status")
