@@ -72,8 +72,12 @@ class LocalStack:
         log: Callable[[str], None] = print_line,
         seed: Seed | None = None,
         failed_batch_visibility_s: int | None = None,
+        tables_in_memory: bool = False,
     ) -> None:
         self.requested_port = port
+        # True: DynamoDB Local keeps the tables in memory, not under data_dir (about twice its write rate:
+        # no SQLite file to sync), gone when the stack stops; for tests and benchmarks that do not restart it.
+        self.tables_in_memory = tables_in_memory
         # None: as on AWS (a queue batch whose invocation failed returns after the visibility timeout); tests
         # that kill workers shorten that wait.
         self.failed_batch_visibility_s = failed_batch_visibility_s
@@ -128,7 +132,7 @@ class LocalStack:
     def _start(self) -> None:
         self.server = GatewayServer(port=self.requested_port)
         self._lock.write({"pid": os.getpid(), "url": self.server.url, "data_dir": str(self.data.root)})
-        self.dynamodb_local = DynamoDBLocal(data_dir=self.data.dynamodb)
+        self.dynamodb_local = DynamoDBLocal(data_dir=None if self.tables_in_memory else self.data.dynamodb)
         self.moto = MotoServer()
         # The JVM and moto boot while the template is translated here; both are started from this thread
         # because they are tied to its life (see processes.die_with_parent).

@@ -495,6 +495,7 @@ def run(count: int, data_dir: Path) -> tuple[Bill, Decimal, float]:
         port=0,
         data_dir=data_dir / "stack",
         log=lambda line: errors.append(line) if "[ERROR]" in line or "Task timed out" in line else None,
+        tables_in_memory=True,
     )
     with stack:
         driver = Driver(stack)

@@ -235,7 +235,9 @@ def main() -> int:
     high = Phase("load", args.rate, args.seconds)
     with (
         tempfile.TemporaryDirectory(prefix="bench-load-") as folder,
-        LocalStack(port=0, data_dir=Path(folder) / "stack", log=lambda line: None) as stack,
+        LocalStack(
+            port=0, data_dir=Path(folder) / "stack", log=lambda line: None, tables_in_memory=True
+        ) as stack,
     ):
         run_phase(stack, Phase("warm-up", 2, 3), run, args.drain_limit)
         run_phase(stack, low, run, args.drain_limit)

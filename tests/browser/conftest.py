@@ -34,7 +34,12 @@ def chromium_path() -> str:
 # Package scope: stopped once this worker has run the browser tests (see tests/e2e/conftest.py).
 @pytest.fixture(scope="package")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(port=0, data_dir=tmp_path_factory.mktemp("devstack-browser"), log=lambda _line: None)
+    stack = LocalStack(
+        port=0,
+        data_dir=tmp_path_factory.mktemp("devstack-browser"),
+        log=lambda _line: None,
+        tables_in_memory=True,
+    )
     with stack:
         # The console's function answers once its worker is warm (the stack prewarms it in the background).
         eventually(lambda: Client(stack.url).request("GET", "/app/config.json").status == 200, timeout=90)

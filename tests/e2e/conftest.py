@@ -53,7 +53,7 @@ def e2e_data_dir(tmp_path_factory):
 # through the rest of the run: a third of a core per stack on a two-core machine).
 @pytest.fixture(scope="package")
 def local_stack(e2e_data_dir):
-    stack = LocalStack(port=0, data_dir=e2e_data_dir, log=lambda _line: None)
+    stack = LocalStack(port=0, data_dir=e2e_data_dir, log=lambda _line: None, tables_in_memory=True)
     with stack:
         stack.wait_warm()  # the tests that time the pipeline start with warm functions
         yield stack
@@ -69,7 +69,9 @@ def clock_stack(tmp_path_factory):
     """A local stack of the test module's own, for tests that move its clock by hours or days: the session's
     stack keeps real time for the other e2e tests."""
     data_dir = tmp_path_factory.mktemp("devstack-clock")
-    stack = LocalStack(port=0, data_dir=data_dir, workers_per_function=1, log=lambda _line: None)
+    stack = LocalStack(
+        port=0, data_dir=data_dir, workers_per_function=1, log=lambda _line: None, tables_in_memory=True
+    )
     with stack:
         yield stack
 

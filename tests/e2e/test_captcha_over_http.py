@@ -20,6 +20,7 @@ def captcha_stack(tmp_path_factory):
     stack = LocalStack(
         port=0,
         data_dir=data_dir,
+        tables_in_memory=True,
         parameter_overrides={"CaptchaSecret": "local-captcha-secret"},
         workers_per_function=1,
         log=lambda _line: None,

@@ -65,7 +65,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A stack of this module's own: a thousand imported leads keep a pipeline busy for minutes, which would
     hold up the tests that share the session's stack (their leads wait behind the import's)."""
     data_dir = tmp_path_factory.mktemp("devstack-imports")
-    with LocalStack(port=0, data_dir=data_dir, log=lambda _line: None) as stack:
+    with LocalStack(port=0, data_dir=data_dir, log=lambda _line: None, tables_in_memory=True) as stack:
         yield stack
 
 

@@ -56,7 +56,12 @@ public_schema = load_schema(coverage=True)
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(port=0, data_dir=tmp_path_factory.mktemp("devstack-fuzz"), log=lambda _line: None)
+    stack = LocalStack(
+        port=0,
+        data_dir=tmp_path_factory.mktemp("devstack-fuzz"),
+        log=lambda _line: None,
+        tables_in_memory=True,
+    )
     with stack:
         yield stack
 

@@ -24,6 +24,7 @@ def decaying_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSt
     stack = LocalStack(
         port=0,
         data_dir=data_dir,
+        tables_in_memory=True,
         workers_per_function=1,
         parameter_overrides={"ScoreHalfLifeDays": "7", "SalesThreshold": "60"},
         log=lambda _line: None,

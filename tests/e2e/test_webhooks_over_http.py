@@ -68,6 +68,7 @@ def webhook_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
     stack = LocalStack(
         port=0,
         data_dir=tmp_path_factory.mktemp("devstack-webhooks"),
+        tables_in_memory=True,
         workers_per_function=1,
         parameter_overrides={"WebhookRetryBaseSeconds": "1"},
         log=LOG.append,
