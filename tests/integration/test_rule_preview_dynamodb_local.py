@@ -68,13 +68,26 @@ def expected_score(fields: dict[str, Any], technology_points: int) -> int:
     )
 
 
-@pytest.fixture
-def preview_table(local_aws: dict[str, Any], template: Template) -> dict[str, Any]:
-    """A table of its own (from template.yaml) with 1,000 generated leads, a quarter of them converted."""
+def create_table(local_aws: dict[str, Any], template: Template) -> str:
+    """A table of its own, shaped by template.yaml."""
     dynamodb = local_aws["dynamodb"]
     name = f"preview-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(**(table_definition(template.tables[0]) | {"TableName": name}))
     dynamodb.get_waiter("table_exists").wait(TableName=name)
+    return name
+
+
+@pytest.fixture
+def empty_table(local_aws: dict[str, Any], template: Template) -> dict[str, Any]:
+    """For checks that read no lead: input errors, permissions, settings."""
+    return {**local_aws, "table": create_table(local_aws, template), "open": {}}
+
+
+@pytest.fixture
+def preview_table(local_aws: dict[str, Any], template: Template) -> dict[str, Any]:
+    """A table of its own (from template.yaml) with 1,000 generated leads, a quarter of them converted."""
+    dynamodb = local_aws["dynamodb"]
+    name = create_table(local_aws, template)
     rng = random.Random(13)
     start = datetime(2026, 1, 5, tzinfo=UTC)
     leads: list[Lead] = []
@@ -131,6 +144,17 @@ def preview_table(local_aws: dict[str, Any], template: Template) -> dict[str, An
 
 @pytest.fixture
 def scoring_api(template: Template, function_env: Any, preview_table: dict[str, Any]) -> Any:
+    """The scoring API's handler on the 1,000-lead table."""
+    return scoring_api_on(template, function_env, preview_table)
+
+
+@pytest.fixture
+def scoring_api_empty(template: Template, function_env: Any, empty_table: dict[str, Any]) -> Any:
+    """The scoring API's handler on a table without leads (input errors, permissions, settings)."""
+    return scoring_api_on(template, function_env, empty_table)
+
+
+def scoring_api_on(template: Template, function_env: Any, preview_table: dict[str, Any]) -> Any:
     function = template.function("ScoringApiFunction")
     handler = load_handler(function)
 
@@ -202,7 +226,10 @@ def test_a_preview_of_technology_at_25_matches_an_independent_count_and_writes_n
     assert table_state(dynamodb, table) == before
 
 
-def test_an_invalid_change_is_a_422_naming_the_change_and_a_rep_may_not_preview(scoring_api: Any) -> None:
+def test_an_invalid_change_is_a_422_naming_the_change_and_a_rep_may_not_preview(
+    scoring_api_empty: Any,
+) -> None:
+    scoring_api = scoring_api_empty
     status, body, _ = scoring_api(
         "preview_scoring_rules.json",
         body={
@@ -227,7 +254,8 @@ def test_an_invalid_change_is_a_422_naming_the_change_and_a_rep_may_not_preview(
     assert status == 403
 
 
-def test_the_sales_threshold_is_a_versioned_setting_the_preview_starts_from(scoring_api: Any) -> None:
+def test_the_sales_threshold_is_a_versioned_setting_the_preview_starts_from(scoring_api_empty: Any) -> None:
+    scoring_api = scoring_api_empty
     # Given nobody has saved it: the deploy parameter at version 1
     status, body, headers = scoring_api("get_routing_settings.json")
     assert (status, body["sales_threshold"], body["version"], headers["ETag"]) == (200, 70, 1, '"1"')
