@@ -195,37 +195,35 @@ class ThreadedWrites:
         self.stack.clients.dynamodb.batch_write_item(RequestItems={TABLE: requests})
 
 
-def test_a_waiting_backlog_is_delivered_in_full_batches(stack):
-    # Given records that pile up while the function is busy with a slow first one
+def backlog_batch_sizes(stack, prefix, others_per_key):
+    """Write 30 selected records (and `others_per_key` records the filter drops after each) while the
+    function is busy with a slow first one; the size of the batch each selected record arrived in."""
     slow = f"slow-{uuid.uuid4().hex[:8]}"
     put(stack, slow, sleep_ms={"N": "1500"})
     time.sleep(0.5)
-    keys = [f"backlog-{uuid.uuid4().hex[:8]}" for _ in range(30)]
-    for start in range(0, len(keys), 10):
+    keys = [f"{prefix}-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    per_write = 25 // (1 + others_per_key)  # BatchWriteItem takes 25 items
+    for start in range(0, len(keys), per_write):
         with ThreadedWrites(stack) as writes:
-            for key in keys[start : start + 10]:
+            for key in keys[start : start + per_write]:
                 writes.put(key)
-    # Then the backlog arrives in batches of the mapping's BatchSize (10), not one record at a time
+                for number in range(others_per_key):
+                    writes.put(f"{key}-other-{number}", entity={"S": "other"})
     eventually(lambda: all(seen(stack, key) for key in keys), timeout=30)
-    sizes = [int(seen(stack, key)["batch_size"]["N"]) for key in keys]
+    return [int(seen(stack, key)["batch_size"]["N"]) for key in keys]
+
+
+def test_a_waiting_backlog_is_delivered_in_full_batches(stack):
+    # Given records that pile up while the function is busy with a slow first one
+    sizes = backlog_batch_sizes(stack, "backlog", others_per_key=0)
+    # Then the backlog arrives in batches of the mapping's BatchSize (10), not one record at a time
     assert max(sizes) == 10 and sum(1 for s in sizes if s == 10) >= 20, sizes
 
 
 def test_records_the_filters_drop_do_not_shrink_the_batches(stack):
     # Given a backlog in which four of every five records are items the mapping's filter drops
-    slow = f"slow-{uuid.uuid4().hex[:8]}"
-    put(stack, slow, sleep_ms={"N": "1500"})
-    time.sleep(0.5)
-    keys = [f"mixed-{uuid.uuid4().hex[:8]}" for _ in range(30)]
-    for start in range(0, len(keys), 5):
-        with ThreadedWrites(stack) as writes:
-            for key in keys[start : start + 5]:
-                writes.put(key)
-                for number in range(4):
-                    writes.put(f"{key}-other-{number}", entity={"S": "other"})
+    sizes = backlog_batch_sizes(stack, "mixed", others_per_key=4)
     # Then the selected records still arrive in batches of BatchSize (10), as Lambda fills them
-    eventually(lambda: all(seen(stack, key) for key in keys), timeout=30)
-    sizes = [int(seen(stack, key)["batch_size"]["N"]) for key in keys]
     assert max(sizes) == 10 and sum(1 for s in sizes if s == 10) >= 20, sizes
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from crm.leads.repository import LeadItem
 from crm.platform import aws
-from crm.platform.dynamo import unmarshal
 from crm.queries.list_repository import LeadListRepository
+from crm.tools.scanning import entity_items
 
 
 @dataclass
@@ -33,23 +33,13 @@ def backfill(table: str, shards: int, client: Any = None) -> BackfillReport:
     dynamodb = client or aws.dynamodb()
     repository = LeadListRepository(table, client=dynamodb)
     report = BackfillReport()
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "entity = :lead AND SK = :sk",
-        "ExpressionAttributeValues": {":lead": {"S": "lead"}, ":sk": {"S": "LEAD"}},
-    }
-    while True:
-        page = dynamodb.scan(**kwargs)
-        for raw in page.get("Items", []):
-            image = unmarshal(raw)
-            report.leads += 1
-            if repository.repair_index(image, LeadItem.model_validate(image).to_lead(), shards):
-                report.rewritten += 1
-            if repository.drop_legacy_keys(image):  # the repair leaves the version as it was
-                report.out_of_gsi1_3 += 1
-        if "LastEvaluatedKey" not in page:
-            return report
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for image in entity_items(dynamodb, table, "lead", "LEAD"):
+        report.leads += 1
+        if repository.repair_index(image, LeadItem.model_validate(image).to_lead(), shards):
+            report.rewritten += 1
+        if repository.drop_legacy_keys(image):  # the repair leaves the version as it was
+            report.out_of_gsi1_3 += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

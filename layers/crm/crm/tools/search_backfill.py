@@ -18,8 +18,8 @@ from typing import Any
 
 from crm.leads.repository import LeadItem
 from crm.platform import aws
-from crm.platform.dynamo import unmarshal
 from crm.queries.search_repository import DynamoSearchIndex
+from crm.tools.scanning import entity_items
 
 
 @dataclass
@@ -32,22 +32,12 @@ def backfill(table: str, client: Any = None) -> SearchBackfillReport:
     dynamodb = client or aws.dynamodb()
     index = DynamoSearchIndex(table, client=dynamodb)
     report = SearchBackfillReport()
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "entity = :lead AND SK = :sk",
-        "ExpressionAttributeValues": {":lead": {"S": "lead"}, ":sk": {"S": "LEAD"}},
-    }
-    while True:
-        page = dynamodb.scan(**kwargs)
-        for raw in page.get("Items", []):
-            image = unmarshal(raw)
-            lead = LeadItem.model_validate(image).to_lead()
-            report.leads += 1
-            if not index.holds(lead.id, lead) and index.sync(lead.id, lead, int(image.get("version", 0))):
-                report.reindexed += 1
-        if "LastEvaluatedKey" not in page:
-            return report
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for image in entity_items(dynamodb, table, "lead", "LEAD"):
+        lead = LeadItem.model_validate(image).to_lead()
+        report.leads += 1
+        if not index.holds(lead.id, lead) and index.sync(lead.id, lead, int(image.get("version", 0))):
+            report.reindexed += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

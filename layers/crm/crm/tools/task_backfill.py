@@ -16,7 +16,7 @@ from typing import Any
 
 from crm.leads.task_repository import TaskItem, TaskRepository
 from crm.platform import aws
-from crm.platform.dynamo import unmarshal
+from crm.tools.scanning import entity_items
 
 
 @dataclass
@@ -29,21 +29,11 @@ def backfill(table: str, shards: int, client: Any = None) -> TaskBackfillReport:
     dynamodb = client or aws.dynamodb()
     repository = TaskRepository(table, shards=shards, client=dynamodb)
     report = TaskBackfillReport()
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "entity = :task AND SK = :sk",
-        "ExpressionAttributeValues": {":task": {"S": "task"}, ":sk": {"S": "TASK"}},
-    }
-    while True:
-        page = dynamodb.scan(**kwargs)
-        for raw in page.get("Items", []):
-            image = unmarshal(raw)
-            report.tasks += 1
-            if "GSI1PK" not in image and repository.index_by_state(TaskItem.model_validate(image).to_task()):
-                report.indexed += 1
-        if "LastEvaluatedKey" not in page:
-            return report
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for image in entity_items(dynamodb, table, "task", "TASK"):
+        report.tasks += 1
+        if "GSI1PK" not in image and repository.index_by_state(TaskItem.model_validate(image).to_task()):
+            report.indexed += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
