@@ -49,6 +49,10 @@ class WorkerDied(Exception):
     pass
 
 
+class PoolClosed(RuntimeError):
+    """The stack is stopping: the function takes no more invocations."""
+
+
 class Worker:
     def __init__(self, function: Function, env: Mapping[str, str], log: Callable[[str], None]) -> None:
         self.function = function
@@ -191,7 +195,7 @@ class FunctionPool:
             self._recycle_if_code_changed()
             while True:
                 if self._closed:
-                    raise RuntimeError("the local stack is stopping")
+                    raise PoolClosed("the local stack is stopping")
                 while self._idle:
                     worker = self._idle.pop()
                     if worker.alive:
@@ -215,7 +219,10 @@ class FunctionPool:
 
     def prewarm(self) -> None:
         """Start one worker ahead of the first request (runs the function's init)."""
-        worker = self._checkout()
+        try:
+            worker = self._checkout()
+        except PoolClosed:
+            return  # the stack stopped before this function's turn came
         try:
             if worker is None:
                 worker = self._start_worker()
