@@ -98,14 +98,15 @@ def _searchable(lead: Lead | None) -> tuple[list[str], list[str]]:
     return (tokens_for(lead), seen_by(lead)) if lead is not None else ([], [])
 
 
-def _holds(manifest: dict[str, Any] | None, lead: Lead | None) -> bool:
-    """Whether the items this manifest lists are the ones `lead` wants (a manifest written before
-    `seen_by` existed has none: it holds nothing current)."""
+def _holds(
+    manifest: dict[str, Any] | None, wanted: set[tuple[str, str]], searchable: tuple[list[str], list[str]]
+) -> bool:
+    """Whether the items this manifest lists are the `wanted` ones, with these tokens and `seen_by` (a
+    manifest written before `seen_by` existed has none: it holds nothing current)."""
     if manifest is None:
-        return lead is None
-    wanted = set(wanted_items(lead, 0)) if lead is not None else set()
+        return not wanted and searchable == ([], [])
     stored = (manifest.get("tokens") or [], manifest.get("seen_by"))
-    return _stored_keys(manifest) == wanted and stored == _searchable(lead)
+    return _stored_keys(manifest) == wanted and stored == searchable
 
 
 class DynamoSearchIndex(TableRepository):
@@ -161,7 +162,8 @@ class DynamoSearchIndex(TableRepository):
     # ------------------------------------------------------------------ writes
     def holds(self, lead_id: str, lead: Lead | None) -> bool:
         """Whether the stored items are exactly this lead's (its tokens, who sees them)."""
-        return _holds(self._get_item(manifest_key(lead_id)), lead)
+        wanted = set(wanted_items(lead, 0)) if lead is not None else set()
+        return _holds(self._get_item(manifest_key(lead_id)), wanted, _searchable(lead))
 
     def sync(self, lead_id: str, lead: Lead | None, version: int) -> bool:
         manifest = self._get_item(manifest_key(lead_id))
@@ -170,7 +172,7 @@ class DynamoSearchIndex(TableRepository):
         current = _stored_keys(manifest)
         wanted = wanted_items(lead, version) if lead is not None else {}
         searchable = _searchable(lead)
-        if _holds(manifest, lead):
+        if _holds(manifest, set(wanted), searchable):
             return True  # nothing searchable changed (a score, a status...)
         # Token items first, the manifest last: a crash in between leaves the old manifest, so the
         # redelivered record does it all again (idempotent puts and deletes). Not a transaction: that cost
@@ -185,7 +187,7 @@ class DynamoSearchIndex(TableRepository):
         # A newer version was indexed meanwhile (a replayed record racing the live one): put its items back
         # as its manifest lists them, and take away the ones written here that it does not want.
         newer = self._get_item(manifest_key(lead_id)) or {"keys": [], "lead_version": version}
-        newer_keys = {(str(pk), str(sk)) for pk, sk in newer["keys"]}
+        newer_keys = _stored_keys(newer)
         newer_tokens = [str(token) for token in newer.get("tokens") or []]
         newer_seen_by = [str(scope) for scope in newer.get("seen_by") or []]
         self._batch_write(
